@@ -1,0 +1,274 @@
+"""Build the pinned control-plane binaries from Go modules, once, into a cache folder.
+
+Two wrapper modules ship with the package (gomod/k8s and gomod/kwok); their go.mod/go.sum pin
+every version with checksums. They are copied to the cache and built there with the Go
+toolchain; binaries, GOMODCACHE and GOCACHE all live under the cache folder (default
+~/.cache/aidbox-operator, or $AIDBOX_CACHE_DIR), keyed by version, and are reused later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import SandboxError
+
+KUBERNETES_VERSION = "1.37.2"
+# etcd server module version that k8s.io/kubernetes v1.37.2 pins in its go.mod.
+ETCD_VERSION = "3.7.0"
+KWOK_VERSION = "0.8.0"
+MIN_GO = (1, 26)
+
+Progress = Callable[[str], None]
+
+K8S_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd")
+KWOK_BINARIES = ("kwok",)
+
+GO_MISSING = (
+    "Go {need} or newer is required to build the sandbox (kube-apiserver, etcd and kwok are "
+    "built from source modules on first use). Install it from https://go.dev/dl/ "
+    "(e.g. `curl -fsSL https://go.dev/dl/go1.26.8.linux-amd64.tar.gz | "
+    "tar -C /usr/local -xz` and add /usr/local/go/bin to PATH), or point $AIDBOX_GO at a go "
+    "binary. Debian bookworm's `golang-go` package is Go 1.19, which is too old. {detail}"
+)
+
+
+def cache_root() -> Path:
+    env = os.environ.get("AIDBOX_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "aidbox-operator"
+
+
+@dataclass(frozen=True)
+class _Target:
+    name: str  # gomod/<name>
+    packages: tuple[str, ...]
+    binaries: tuple[str, ...]
+    ldflags: str
+
+
+def _k8s_ldflags() -> str:
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        major, minor, _ = KUBERNETES_VERSION.split(".")
+        flags += [
+            f"-X {pkg}.gitVersion=v{KUBERNETES_VERSION}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
+    return " ".join(flags)
+
+
+TARGETS = (
+    _Target(
+        "k8s",
+        (
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+            "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "k8s.io/kubernetes/cmd/kube-scheduler",
+            "k8s.io/kubernetes/cmd/kubectl",
+            "go.etcd.io/etcd/server/v3",
+        ),
+        K8S_BINARIES,
+        _k8s_ldflags(),
+    ),
+    _Target(
+        "kwok",
+        ("sigs.k8s.io/kwok/cmd/kwok",),
+        KWOK_BINARIES,
+        "-s -w",
+    ),
+)
+
+
+def bin_dir() -> Path:
+    """Folder holding every sandbox binary for the pinned versions."""
+    key = f"k8s-v{KUBERNETES_VERSION}-etcd-v{ETCD_VERSION}-kwok-v{KWOK_VERSION}"
+    return cache_root() / "bin" / key
+
+
+def _module_files(name: str) -> dict[str, bytes]:
+    folder = resources.files("aidbox_operator.sandbox").joinpath("gomod", name)
+    out: dict[str, bytes] = {}
+    for entry in folder.iterdir():
+        if entry.name in ("go.mod", "go.sum") or entry.name.endswith(".go"):
+            out[entry.name] = entry.read_bytes()
+    if "go.mod" not in out:
+        raise SandboxError(f"packaged Go module gomod/{name} is missing go.mod")
+    return out
+
+
+def _stamp(files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for fname in sorted(files):
+        digest.update(fname.encode() + b"\0" + files[fname] + b"\0")
+    return digest.hexdigest()
+
+
+def go_candidates() -> list[Path]:
+    """Where to look for go: $AIDBOX_GO, PATH, then the go.dev tarball's usual place."""
+    names = [os.environ.get("AIDBOX_GO"), shutil.which("go"), "/usr/local/go/bin/go"]
+    return [Path(c) for c in names if c and Path(c).is_file()]
+
+
+def find_go() -> Path:
+    """Return a usable go binary or raise SandboxError saying exactly what to install."""
+    need = f"{MIN_GO[0]}.{MIN_GO[1]}"
+    found = go_candidates()
+    if not found:
+        raise SandboxError(GO_MISSING.format(need=need, detail="No `go` found on PATH."))
+    go = found[0]
+    try:
+        out = subprocess.run(
+            [str(go), "env", "GOVERSION"], capture_output=True, text=True, check=True,
+            env={**os.environ, "GOTOOLCHAIN": "local"}, timeout=60,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = f"`{go} env` failed: {exc}"
+        raise SandboxError(GO_MISSING.format(need=need, detail=detail)) from exc
+    m = re.match(r"go(\d+)\.(\d+)", out)
+    if not m or (int(m.group(1)), int(m.group(2))) < MIN_GO:
+        raise SandboxError(
+            GO_MISSING.format(need=need, detail=f"Found {go} reporting {out or 'no version'}.")
+        )
+    return go
+
+
+def go_env() -> dict[str, str]:
+    root = cache_root() / "go"
+    env = dict(os.environ)
+    env.update(
+        GOMODCACHE=str(root / "mod"),
+        GOCACHE=str(root / "build"),
+        GOTOOLCHAIN="local",
+        GOFLAGS="-mod=mod",
+        CGO_ENABLED="0",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _run_go(
+    go: Path, args: list[str], cwd: Path, log: Path, what: str, progress: Progress
+) -> None:
+    start = time.monotonic()
+    with log.open("ab") as fh:
+        fh.write(f"\n$ go {' '.join(args)}\n".encode())
+        fh.flush()
+        proc = subprocess.Popen(
+            [str(go), *args], cwd=cwd, env=go_env(), stdout=fh, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        last = start
+        try:
+            while proc.poll() is None:
+                time.sleep(0.5)
+                now = time.monotonic()
+                if now - last >= 15:
+                    last = now
+                    progress(f"  ... {what}: {now - start:.0f}s elapsed (log: {log})")
+        except BaseException:
+            proc.terminate()
+            proc.wait()
+            raise
+    if proc.returncode != 0:
+        raise SandboxError(
+            f"{what} failed (go exited with {proc.returncode}); last lines of {log}:\n"
+            f"{_tail(log)}"
+        )
+
+
+def _build_target(target: _Target, go: Path, out: Path, progress: Progress) -> None:
+    files = _module_files(target.name)
+    stamp = _stamp(files)
+    marker = out / f".{target.name}.stamp"
+    if marker.exists() and marker.read_text() == stamp and all(
+        (out / b).is_file() for b in target.binaries
+    ):
+        return
+    src = cache_root() / "src" / f"{target.name}-{stamp[:12]}"
+    src.mkdir(parents=True, exist_ok=True)
+    for fname, data in files.items():
+        (src / fname).write_bytes(data)
+    log = cache_root() / "logs" / f"build-{target.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    tmp = out.parent / f".{out.name}.{target.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    what = f"building {', '.join(target.binaries)}"
+    progress(f"{what} (first run takes minutes; later runs reuse {cache_root()})")
+    started = time.monotonic()
+    _run_go(go, ["mod", "download"], src, log, f"downloading modules for {target.name}", progress)
+    _run_go(
+        go,
+        ["build", "-trimpath", "-ldflags", target.ldflags, "-o", f"{tmp}/", *target.packages],
+        src, log, what, progress,
+    )
+    if (tmp / "v3").exists():  # go.etcd.io/etcd/server/v3 builds a binary named after "v3"
+        (tmp / "v3").rename(tmp / "etcd")
+    missing = [b for b in target.binaries if not (tmp / b).is_file()]
+    if missing:
+        raise SandboxError(f"go build did not produce {missing}; see {log}")
+    out.mkdir(parents=True, exist_ok=True)
+    for b in target.binaries:
+        os.replace(tmp / b, out / b)
+    shutil.rmtree(tmp, ignore_errors=True)
+    marker.write_text(stamp)
+    progress(f"built {', '.join(target.binaries)} in {time.monotonic() - started:.0f}s")
+
+
+def binaries_present() -> bool:
+    out = bin_dir()
+    return all((out / b).is_file() for t in TARGETS for b in t.binaries) and all(
+        (out / f".{t.name}.stamp").exists() for t in TARGETS
+    )
+
+
+def ensure_binaries(progress: Progress = print) -> Path:
+    """Build what is missing and return the folder holding all binaries."""
+    out = bin_dir()
+    with _lock(cache_root() / "build.lock"):
+        todo = []
+        for target in TARGETS:
+            marker = out / f".{target.name}.stamp"
+            ok = marker.exists() and marker.read_text() == _stamp(_module_files(target.name))
+            if not ok or not all((out / b).is_file() for b in target.binaries):
+                todo.append(target)
+        if not todo:
+            return out
+        go = find_go()
+        for target in todo:
+            _build_target(target, go, out, progress)
+    return out

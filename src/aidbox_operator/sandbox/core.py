@@ -1,0 +1,681 @@
+"""The sandbox: a real Kubernetes control plane on 127.0.0.1 with kwok-simulated nodes.
+
+Processes (each in its own session/process group, PIDs in <state>/pids.json):
+etcd (data on tmpfs), kube-apiserver (TLS, Node+RBAC authorization, default admission
+plugins, audit log), kube-controller-manager (all default controllers), kube-scheduler and the
+kwok controller (plays the kubelets of the simulated nodes).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import build, pki
+from .errors import SandboxError
+
+NOT_READY_LABEL = "sandbox.aidbox.io/not-ready"
+NODE_LABEL_SELECTOR = "type=kwok"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+ZONES = ("zone-a", "zone-b", "zone-c")
+DEFAULT_NODES = 3
+NODE_CAPACITY = {"cpu": "32", "memory": "256Gi", "pods": "1100"}
+POD_CIDR = "10.244.0.0/16"
+CONTEXT = "aidbox-sandbox"
+LOOPBACK = "127.0.0.1"
+
+Progress = Callable[[str], None]
+
+# Components in start order; down() stops them in reverse.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    name: str
+    pid: int
+    alive: bool
+    rss_mb: float = 0.0
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    running: bool
+    processes: list[ProcessStatus] = field(default_factory=list)
+    api_server_url: str | None = None
+    kubeconfig: Path | None = None
+    rss_mb: float = 0.0
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("AIDBOX_SANDBOX_DIR")
+    if env:
+        return Path(env).expanduser()
+    return build.cache_root() / "sandbox"
+
+
+# ---------------------------------------------------------------- /proc helpers
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of a live, non-zombie process, else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log file)"
+
+
+# ---------------------------------------------------------------- files written for a run
+
+
+def stage_documents() -> list[dict[str, Any]]:
+    """The kwok Stage objects shipped in sandbox/stages/*.yaml."""
+    folder = resources.files("aidbox_operator.sandbox").joinpath("stages")
+    docs: list[dict[str, Any]] = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            docs += [d for d in yaml.safe_load_all(entry.read_text()) if d]
+    return docs
+
+
+AUDIT_POLICY: dict[str, Any] = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata"}],
+}
+
+
+def kubeconfig_dict(server: str, ca_pem: bytes, user: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": CONTEXT,
+                "cluster": {
+                    "server": server,
+                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        ],
+        "users": [{"name": CONTEXT, "user": user}],
+        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT}}],
+        "current-context": CONTEXT,
+        "preferences": {},
+    }
+
+
+def node_manifest(index: int) -> dict[str, Any]:
+    name = f"sandbox-node-{index}"
+    ip = f"10.240.{index // 250}.{index % 250 + 1}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node-role.kubernetes.io/sandbox": "",
+                ZONE_LABEL: ZONES[index % len(ZONES)],
+                "topology.kubernetes.io/region": "sandbox",
+            },
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+        },
+        "spec": {},
+        "status": {
+            "capacity": dict(NODE_CAPACITY),
+            "allocatable": dict(NODE_CAPACITY),
+            "addresses": [
+                {"type": "InternalIP", "address": ip},
+                {"type": "Hostname", "address": name},
+            ],
+        },
+    }
+
+
+# ---------------------------------------------------------------- tiny TLS client
+
+
+class _Api:
+    def __init__(self, port: int, ca: Path, cert: Path, key: Path) -> None:
+        self.port = port
+        self.ctx = ssl.create_default_context(cafile=str(ca))
+        self.ctx.load_cert_chain(str(cert), str(key))
+
+    def call(
+        self, method: str, path: str, body: Any = None, timeout: float = 5.0
+    ) -> tuple[int, Any]:
+        conn = http.client.HTTPSConnection(LOOPBACK, self.port, context=self.ctx, timeout=timeout)
+        try:
+            payload = json.dumps(body).encode() if body is not None else None
+            headers = {"Content-Type": "application/json", "User-Agent": "aidbox-sandbox"}
+            conn.request(method, path, body=payload, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        try:
+            data: Any = json.loads(raw) if raw.startswith(b"{") else raw.decode(errors="replace")
+        except ValueError:
+            data = raw.decode(errors="replace")
+        return resp.status, data
+
+
+def _https_ok(port: int, path: str) -> bool:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(LOOPBACK, port, context=ctx, timeout=2)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def _http_ok(port: int, path: str) -> bool:
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=2)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- the sandbox
+
+
+class Sandbox:
+    """A local control plane. `up()` builds (first time), starts and waits; `down()` stops."""
+
+    def __init__(self, state_dir: Path | None = None, nodes: int | None = None) -> None:
+        self.state_dir = (state_dir or default_state_dir()).expanduser().resolve()
+        if nodes is None:
+            nodes = int(os.environ.get("AIDBOX_SANDBOX_NODES", DEFAULT_NODES))
+        if nodes < 1:
+            raise SandboxError("the sandbox needs at least one node")
+        self.nodes = nodes
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- paths
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.state_dir / "audit.log"
+
+    @property
+    def bin_dir(self) -> Path:
+        return build.bin_dir()
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def pki(self) -> pki.PkiPaths:
+        return pki.PkiPaths(self.state_dir / "pki")
+
+    @property
+    def _pids_file(self) -> Path:
+        return self.state_dir / "pids.json"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def etcd_data_dir(self) -> Path:
+        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
+        shm = Path("/dev/shm")
+        if shm.is_dir() and os.access(shm, os.W_OK):
+            return shm / f"aidbox-sandbox-{digest}"
+        return self.state_dir / "etcd-data"
+
+    def ensure_binaries(self, progress: Progress = print) -> Path:
+        return build.ensure_binaries(progress)
+
+    # -- recorded state
+    def _read_json(self, path: Path) -> dict[str, Any]:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _records(self) -> list[dict[str, Any]]:
+        procs = self._read_json(self._pids_file).get("processes", [])
+        return [p for p in procs if isinstance(p, dict) and isinstance(p.get("pid"), int)]
+
+    def _record(self, name: str, pid: int) -> None:
+        records = [r for r in self._records() if r.get("name") != name]
+        records.append({"name": name, "pid": pid, "start_time": _proc_start_time(pid)})
+        tmp = self._pids_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"processes": records}, indent=2))
+        os.replace(tmp, self._pids_file)
+
+    @staticmethod
+    def _is_ours(record: dict[str, Any]) -> bool:
+        pid = int(record["pid"])
+        started = _proc_start_time(pid)
+        return started is not None and started == record.get("start_time")
+
+    @property
+    def api_server_url(self) -> str | None:
+        port = self._read_json(self._state_file).get("ports", {}).get("kube-apiserver")
+        return f"https://{LOOPBACK}:{port}" if port else None
+
+    def _api(self) -> _Api:
+        port = self._read_json(self._state_file).get("ports", {}).get("kube-apiserver")
+        if not port:
+            raise SandboxError("the sandbox is not up (no recorded API server port)")
+        p = self.pki
+        return _Api(
+            int(port), p.ca_cert, p.client_cert(pki.ADMIN.stem), p.client_key(pki.ADMIN.stem)
+        )
+
+    # -- status
+    def status(self) -> SandboxStatus:
+        records = self._records()
+        procs = []
+        for r in records:
+            alive = self._is_ours(r)
+            procs.append(
+                ProcessStatus(
+                    str(r.get("name")), int(r["pid"]), alive, _rss_mb(r["pid"]) if alive else 0.0
+                )
+            )
+        state = self._read_json(self._state_file)
+        running = (
+            bool(procs)
+            and state.get("ready") is True
+            and {p.name for p in procs} >= set(COMPONENTS)
+            and all(p.alive for p in procs)
+            and self._readyz()
+        )
+        return SandboxStatus(
+            running=running,
+            processes=procs,
+            api_server_url=self.api_server_url,
+            kubeconfig=self.kubeconfig if self.kubeconfig.exists() else None,
+            rss_mb=round(sum(p.rss_mb for p in procs), 1),
+        )
+
+    def _readyz(self) -> bool:
+        try:
+            code, _ = self._api().call("GET", "/readyz", timeout=3)
+        except (OSError, SandboxError, ssl.SSLError):
+            return False
+        return code == 200
+
+    # -- stop
+    def down(self) -> None:
+        """Stop every process this sandbox recorded and remove its state (tmpfs included)."""
+        self._stop_processes()
+        shutil.rmtree(self.etcd_data_dir, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _stop_processes(self) -> None:
+        records = [r for r in self._records() if self._is_ours(r)]
+        ours = {int(r["pid"]) for r in records}
+        for name, proc in self._procs.items():
+            if proc.poll() is None and proc.pid not in ours:
+                records.append({"name": name, "pid": proc.pid})
+        order = {n: i for i, n in enumerate(COMPONENTS)}
+        records.sort(key=lambda r: -order.get(str(r.get("name")), 0))
+        self._signal_all(records, signal.SIGTERM)
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and any(self._alive(r) for r in records):
+            self._reap()
+            time.sleep(0.1)
+        self._signal_all([r for r in records if self._alive(r)], signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(self._alive(r) for r in records):
+            self._reap()
+            time.sleep(0.05)
+        self._reap()
+        self._procs.clear()
+
+    def _alive(self, record: dict[str, Any]) -> bool:
+        return _proc_start_time(int(record["pid"])) is not None
+
+    def _reap(self) -> None:
+        for proc in self._procs.values():
+            proc.poll()
+
+    @staticmethod
+    def _signal_all(records: Sequence[dict[str, Any]], sig: signal.Signals) -> None:
+        for r in records:
+            pid = int(r["pid"])
+            try:
+                # Each process leads its own session (start_new_session), so pgid == pid.
+                if os.getpgid(pid) == pid:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    # -- start
+    def up(self, progress: Progress = print) -> None:
+        """Build if needed, start everything and wait until the API and all nodes are ready."""
+        if self.status().running:
+            progress(f"sandbox already up: {self.api_server_url} (kubeconfig {self.kubeconfig})")
+            return
+        bins = build.ensure_binaries(progress)
+        if self._records() or self.state_dir.exists():
+            progress("cleaning up stale sandbox state")
+            self.down()
+        started = time.monotonic()
+        try:
+            self._start(bins, progress)
+        except BaseException:
+            self._stop_processes()
+            raise
+        progress(
+            f"sandbox up in {time.monotonic() - started:.1f}s: {self.api_server_url}, "
+            f"{self.nodes} nodes; export KUBECONFIG={self.kubeconfig}"
+        )
+
+    def _spawn(self, name: str, bins: Path, args: list[str]) -> subprocess.Popen[bytes]:
+        log = self.logs_dir / f"{name}.log"
+        with log.open("ab") as fh:
+            proc = subprocess.Popen(
+                [str(bins / name), *args],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+                cwd=self.state_dir,
+            )
+        self._procs[name] = proc
+        self._record(name, proc.pid)
+        return proc
+
+    def _check_alive(self, ports: dict[str, int]) -> None:
+        for name, proc in self._procs.items():
+            code = proc.poll()
+            if code is None:
+                continue
+            log = self.logs_dir / f"{name}.log"
+            text = _tail(log)
+            hint = ""
+            if "address already in use" in text.lower():
+                busy = ", ".join(f"{k}={v}" for k, v in ports.items())
+                hint = (
+                    f"\nA port on {LOOPBACK} was taken by another process between choosing and "
+                    f"binding it (ports: {busy}). Run the sandbox `down` and `up` again."
+                )
+            raise SandboxError(
+                f"{name} exited with code {code} while the sandbox was starting.{hint}\n"
+                f"Last lines of {log}:\n{text}"
+            )
+
+    def _wait(
+        self, what: str, check: Callable[[], bool], ports: dict[str, int], timeout: float
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive(ports)
+            if check():
+                return
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"timed out after {timeout:.0f}s waiting for {what}; logs are in "
+                    f"{self.logs_dir}"
+                )
+            time.sleep(0.15)
+
+    def _write_files(self, ports: dict[str, int]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(exist_ok=True)
+        paths = pki.generate(self.state_dir / "pki")
+        server = f"https://{LOOPBACK}:{ports['kube-apiserver']}"
+        ca_pem = paths.ca_cert.read_bytes()
+        for client in pki.CLIENTS:
+            user = {
+                "client-certificate-data": base64.b64encode(
+                    paths.client_cert(client.stem).read_bytes()
+                ).decode(),
+                "client-key-data": base64.b64encode(
+                    paths.client_key(client.stem).read_bytes()
+                ).decode(),
+            }
+            target = (
+                self.kubeconfig
+                if client is pki.ADMIN
+                else self.state_dir / f"{client.stem}.kubeconfig"
+            )
+            target.write_text(yaml.safe_dump(kubeconfig_dict(server, ca_pem, user)))
+            target.chmod(0o600)
+        (self.state_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
+        (self.state_dir / "kwok-stages.yaml").write_text(
+            yaml.safe_dump_all(stage_documents(), sort_keys=False)
+        )
+        state = {
+            "ports": ports,
+            "ready": False,
+            "nodes": self.nodes,
+            "etcd_data_dir": str(self.etcd_data_dir),
+            "versions": {
+                "kubernetes": build.KUBERNETES_VERSION,
+                "etcd": build.ETCD_VERSION,
+                "kwok": build.KWOK_VERSION,
+            },
+        }
+        self._state_file.write_text(json.dumps(state, indent=2))
+
+    def _start(self, bins: Path, progress: Progress) -> None:
+        ports: dict[str, int] = {}
+        while len(set(ports.values())) < 5:
+            ports = {
+                n: free_port()
+                for n in ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager",
+                          "kube-scheduler")
+            }
+        self._write_files(ports)
+        st = self.state_dir
+        p = self.pki
+        data_dir = self.etcd_data_dir
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+
+        progress("starting etcd")
+        etcd_url = f"http://{LOOPBACK}:{ports['etcd']}"
+        peer_url = f"http://{LOOPBACK}:{ports['etcd-peer']}"
+        self._spawn("etcd", bins, [
+            "--name=sandbox",
+            f"--data-dir={data_dir}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=sandbox={peer_url}",
+            "--initial-cluster-state=new",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ])
+        self._wait("etcd /health", lambda: _http_ok(ports["etcd"], "/health"), ports, 30)
+
+        progress("starting kube-apiserver")
+        self._spawn("kube-apiserver", bins, [
+            f"--etcd-servers={etcd_url}",
+            f"--bind-address={LOOPBACK}",
+            f"--advertise-address={LOOPBACK}",
+            f"--secure-port={ports['kube-apiserver']}",
+            f"--tls-cert-file={p.server_cert}",
+            f"--tls-private-key-file={p.server_key}",
+            f"--client-ca-file={p.ca_cert}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={p.sa_pub}",
+            f"--service-account-signing-key-file={p.sa_key}",
+            f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            f"--audit-log-path={self.audit_log}",
+            f"--audit-policy-file={st / 'audit-policy.yaml'}",
+            "--audit-log-maxsize=200",
+            "--audit-log-maxbackup=1",
+            "--profiling=false",
+        ])
+        api = self._api()
+
+        def readyz() -> bool:
+            try:
+                return api.call("GET", "/readyz", timeout=2)[0] == 200
+            except (OSError, ssl.SSLError):
+                return False
+
+        self._wait("kube-apiserver /readyz", readyz, ports, 90)
+
+        progress("starting kube-controller-manager, kube-scheduler and kwok")
+        kcm_kc = st / "controller-manager.kubeconfig"
+        self._spawn("kube-controller-manager", bins, [
+            f"--kubeconfig={kcm_kc}",
+            f"--authentication-kubeconfig={kcm_kc}",
+            f"--authorization-kubeconfig={kcm_kc}",
+            "--leader-elect=false",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={ports['kube-controller-manager']}",
+            "--controllers=*",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={p.sa_key}",
+            f"--root-ca-file={p.ca_cert}",
+            f"--cluster-signing-cert-file={p.ca_cert}",
+            f"--cluster-signing-key-file={p.ca_key}",
+            f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+            "--allocate-node-cidrs=false",
+            "--concurrent-gc-syncs=20",
+            "--profiling=false",
+        ])
+        sched_kc = st / "scheduler.kubeconfig"
+        self._spawn("kube-scheduler", bins, [
+            f"--kubeconfig={sched_kc}",
+            f"--authentication-kubeconfig={sched_kc}",
+            f"--authorization-kubeconfig={sched_kc}",
+            "--leader-elect=false",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={ports['kube-scheduler']}",
+            "--profiling=false",
+        ])
+        self._spawn("kwok", bins, [
+            f"--kubeconfig={st / 'kwok.kubeconfig'}",
+            "-c", str(st / "kwok-stages.yaml"),
+            f"--manage-nodes-with-label-selector={NODE_LABEL_SELECTOR}",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=10.240.255.1",
+            "--node-lease-duration-seconds=40",
+        ])
+        self._create_nodes(api)
+        self._wait(
+            "kube-controller-manager /healthz",
+            lambda: _https_ok(ports["kube-controller-manager"], "/healthz"), ports, 60,
+        )
+        self._wait(
+            "kube-scheduler /healthz",
+            lambda: _https_ok(ports["kube-scheduler"], "/healthz"), ports, 60,
+        )
+        self._wait(f"{self.nodes} nodes Ready and untainted", lambda: self._nodes_ready(api),
+                   ports, 90)
+        self._wait(
+            "the default ServiceAccount (controller-manager working)",
+            lambda: api.call("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0]
+            == 200,
+            ports, 60,
+        )
+        state = self._read_json(self._state_file)
+        state["ready"] = True
+        self._state_file.write_text(json.dumps(state, indent=2))
+
+    def _create_nodes(self, api: _Api) -> None:
+        for i in range(self.nodes):
+            code, body = api.call("POST", "/api/v1/nodes", node_manifest(i))
+            if code not in (201, 409):
+                raise SandboxError(f"creating node sandbox-node-{i} failed ({code}): {body}")
+
+    def _nodes_ready(self, api: _Api) -> bool:
+        code, body = api.call("GET", f"/api/v1/nodes?labelSelector={NODE_LABEL_SELECTOR}")
+        if code != 200 or not isinstance(body, dict):
+            return False
+        items = body.get("items", [])
+        if len(items) < self.nodes:
+            return False
+        for node in items:
+            conds = {c.get("type"): c.get("status") for c in node["status"].get("conditions", [])}
+            if conds.get("Ready") != "True":
+                return False
+            if any(
+                t.get("key", "").startswith("node.kubernetes.io/")
+                for t in node["spec"].get("taints", [])
+            ):
+                return False
+        return True
+
+    # -- kubeconfigs for other identities
+    def write_token_kubeconfig(self, path: Path, token: str) -> Path:
+        """A kubeconfig with the sandbox's server and CA that authenticates with a bearer token."""
+        url = self.api_server_url
+        if not url:
+            raise SandboxError("the sandbox is not up; run up() first")
+        cfg = kubeconfig_dict(url, self.pki.ca_cert.read_bytes(), {"token": token})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(cfg))
+        with contextlib.suppress(OSError):
+            path.chmod(0o600)
+        return path

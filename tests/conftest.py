@@ -1,0 +1,122 @@
+"""Shared fixtures: a real API server for integration and e2e tests.
+
+By default the session starts the local sandbox (aidbox_operator.sandbox) and stops it at
+the end unless it was already running. With AIDBOX_TEST_USE_EXISTING_CLUSTER=1 the cluster in
+$KUBECONFIG is used instead. A test that needs a cluster fails (never skips) when there is none.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import wait_for
+
+USE_EXISTING = os.environ.get("AIDBOX_TEST_USE_EXISTING_CLUSTER") == "1"
+_CLUSTER_DIRS = ("integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.path)).parts
+        if "tests" in parts and any(d in parts for d in _CLUSTER_DIRS):
+            item.add_marker(pytest.mark.sandbox)
+
+
+@pytest.fixture(scope="session")
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The running Sandbox object, or None when an existing cluster is used."""
+    if USE_EXISTING:
+        yield None
+        return
+    from aidbox_operator.sandbox import Sandbox, SandboxError
+
+    box = Sandbox()
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+
+    def progress(msg: str) -> None:
+        # Building takes minutes on the first run: show progress past pytest's capture.
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                print(f"[sandbox] {msg}", flush=True)
+        else:
+            print(f"[sandbox] {msg}", flush=True)
+
+    was_running = box.status().running
+    try:
+        box.up(progress=progress)
+    except SandboxError as exc:
+        pytest.fail(f"the sandbox could not start:\n{exc}", pytrace=False)
+    yield box
+    if not was_running:
+        box.down()
+
+
+@pytest.fixture(scope="session")
+def sandbox_kubeconfig(sandbox: Any) -> Path:
+    if sandbox is None:
+        env = os.environ.get("KUBECONFIG", "")
+        first = next((p for p in env.split(os.pathsep) if p), "")
+        if not first or not Path(first).expanduser().is_file():
+            pytest.fail(
+                "AIDBOX_TEST_USE_EXISTING_CLUSTER=1 needs KUBECONFIG pointing at a kubeconfig "
+                f"file (got {env!r})",
+                pytrace=False,
+            )
+        return Path(first).expanduser()
+    path: Path = sandbox.kubeconfig
+    return path
+
+
+@pytest.fixture(scope="session")
+def api_client(sandbox_kubeconfig: Path) -> Iterator[Any]:
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=str(sandbox_kubeconfig), client_configuration=cfg)
+    api = client.ApiClient(cfg)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _namespace_name(test_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")
+    slug = re.sub(r"-+", "-", slug)[:45].strip("-") or "test"
+    return f"t-{slug}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(api_client)
+    name = _namespace_name(request.node.name)
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={"aidbox.io/test": "true"})
+        )
+    )
+    # Pods are rejected until the namespace's default ServiceAccount exists.
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", name),
+        timeout=30,
+        message=f"ServiceAccount default in {name}",
+    )
+    try:
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
