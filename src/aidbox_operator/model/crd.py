@@ -1,0 +1,157 @@
+"""The CustomResourceDefinition, generated from the pydantic models (the single source).
+
+Kubernetes wants a *structural* OpenAPI schema: no $ref, no anyOf-with-null, no titles, no
+`additionalProperties: false`. `structural_schema` turns pydantic's JSON Schema into that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from aidbox_operator.model.constants import (
+    API_GROUP,
+    API_VERSION,
+    KIND,
+    PLURAL,
+    SHORT_NAME,
+    SINGULAR,
+)
+from aidbox_operator.model.spec import ROOT_VALIDATIONS, SPEC_VALIDATIONS, AidboxClusterSpec
+from aidbox_operator.model.status import ClusterStatus
+
+Schema = dict[str, Any]
+_DROP = frozenset({"title"})
+
+
+def _resolve(schema: Schema, defs: Schema) -> Schema:
+    if "$ref" in schema:
+        target = defs[schema["$ref"].rsplit("/", 1)[-1]]
+        # Keys beside the $ref (description, default) describe this use and win.
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    any_of = schema.get("anyOf")
+    if any_of and not schema.get("x-kubernetes-int-or-string"):
+        variants = [v for v in any_of if v.get("type") != "null"]
+        if len(variants) == 1:
+            inner = _resolve(variants[0], defs)
+            outer = {k: v for k, v in schema.items() if k != "anyOf"}
+            schema = {**inner, **outer}
+    return schema
+
+
+def structural_schema(schema: Schema, defs: Schema) -> Schema:
+    schema = _resolve(schema, defs)
+    out: Schema = {}
+    for key, value in schema.items():
+        if key in _DROP or key == "$defs":
+            continue
+        if key == "default" and value is None:
+            continue
+        if key == "additionalProperties" and value is False:
+            continue
+        if key == "properties":
+            out[key] = {name: structural_schema(sub, defs) for name, sub in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = structural_schema(value, defs)
+        else:
+            out[key] = value
+    # An absent nested object defaults to {} so the API server fills in its fields' defaults
+    # and `kubectl get -o yaml` shows the values in force.
+    for name, sub in out.get("properties", {}).items():
+        if sub.get("type") == "object" and "properties" in sub and "default" not in sub:
+            sub["default"] = {}
+        out["properties"][name] = sub
+    return out
+
+
+def model_schema(model: type[BaseModel]) -> Schema:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return structural_schema(raw, raw.get("$defs", {}))
+
+
+def spec_schema() -> Schema:
+    schema = model_schema(AidboxClusterSpec)
+    schema["x-kubernetes-validations"] = SPEC_VALIDATIONS
+    schema["default"] = {}
+    return schema
+
+
+def status_schema() -> Schema:
+    return model_schema(ClusterStatus)
+
+
+PRINTER_COLUMNS = [
+    {"name": "Ready", "type": "string", "jsonPath": ".status.ready", "description": "Ready pods."},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Phase."},
+    {
+        "name": "Version",
+        "type": "string",
+        "jsonPath": ".status.version",
+        "description": "Aidbox release or channel running.",
+    },
+    {
+        "name": "Image",
+        "type": "string",
+        "jsonPath": ".spec.image",
+        "priority": 1,
+        "description": "Desired image.",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def build_crd() -> Schema:
+    """The whole CRD manifest for AidboxCluster."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{API_GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "aidbox-operator"},
+        },
+        "spec": {
+            "group": API_GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": [SHORT_NAME],
+                "categories": ["aidbox"],
+            },
+            "versions": [
+                {
+                    "name": API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "description": "AidboxCluster runs a highly available Aidbox "
+                            "(Health Samurai's FHIR server): a Deployment, its Service and "
+                            "everything HA needs, kept in the wanted state by aidbox-operator.",
+                            "type": "object",
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": status_schema(),
+                            },
+                            "x-kubernetes-validations": ROOT_VALIDATIONS,
+                        }
+                    },
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                }
+            ],
+        },
+    }

@@ -1,0 +1,389 @@
+"""The AidboxCluster spec: what a user writes. Defaults come from the seed HA Deployment.
+
+Field names are camelCase on the wire (as Kubernetes users expect) and snake_case in Python.
+Every field has a description: it becomes `kubectl explain` text through the generated CRD.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+from aidbox_operator.model.constants import INSTANCE_LABEL, MAX_NAME_LENGTH, NAME_LABEL
+
+DEFAULT_IMAGE = "healthsamurai/aidboxone:latest"
+DEFAULT_PORT = 8080
+HEALTH_PATH = "/health"
+
+# Kubernetes quantities ("500m", "1Gi", 2) are ints or strings on the wire.
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",  # noqa: E501
+        }
+    ),
+]
+IntOrPercent = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^[0-9]+%$"},
+            ],
+        }
+    ),
+]
+# Objects passed through to Kubernetes as they are; the API server validates them there.
+FreeForm = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+LabelValue = Annotated[
+    str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+]
+
+
+class KubeModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class EnvFromRef(KubeModel):
+    """A ConfigMap or Secret whose keys become the container's environment."""
+
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="Object name. Defaults to the AidboxCluster's own name.",
+    )
+    optional: bool = Field(
+        default=False,
+        description="Start even when the object does not exist (as envFrom's optional flag). "
+        "A required object that is missing holds the rollout and is reported in status.",
+    )
+
+
+class ProbeSpec(KubeModel):
+    """An HTTP GET probe on Aidbox's /health endpoint."""
+
+    enabled: bool = Field(default=True, description="Set false to omit this probe.")
+    path: str = Field(default=HEALTH_PATH, pattern=r"^/", description="HTTP path to probe.")
+    initial_delay_seconds: int = Field(
+        default=20, ge=0, description="Seconds before the first probe."
+    )
+    timeout_seconds: int = Field(
+        default=5, ge=1, description="Seconds after which a probe times out."
+    )
+    period_seconds: int = Field(default=5, ge=1, description="Seconds between probes.")
+    success_threshold: int = Field(
+        default=1, ge=1, description="Consecutive successes that count as success."
+    )
+    failure_threshold: int = Field(
+        default=2, ge=1, description="Consecutive failures that count as failure."
+    )
+
+
+class LivenessProbeSpec(ProbeSpec):
+    """Liveness probe: the kubelet restarts the container after failureThreshold failures."""
+
+    failure_threshold: int = Field(
+        default=4, ge=1, description="Consecutive failures before the container is restarted."
+    )
+
+
+class ReadinessProbeSpec(ProbeSpec):
+    """Readiness probe: a pod gets Service traffic only while it passes."""
+
+    failure_threshold: int = Field(
+        default=2, ge=1, description="Consecutive failures before the pod leaves the Service."
+    )
+
+
+class StartupProbeSpec(ProbeSpec):
+    """Startup probe: holds liveness and readiness back while Aidbox starts (package loading and
+    migrations can take minutes on a first start)."""
+
+    initial_delay_seconds: int = Field(
+        default=0, ge=0, description="Seconds before the first probe."
+    )
+    period_seconds: int = Field(default=10, ge=1, description="Seconds between probes.")
+    failure_threshold: int = Field(
+        default=60,
+        ge=1,
+        description="Failures tolerated before the container is restarted "
+        "(periodSeconds x failureThreshold is the start-up budget: 10 minutes by default).",
+    )
+
+
+class ServiceSpec(KubeModel):
+    """The Service that balances across ready pods."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP", description="Service type."
+    )
+    port: Port = Field(default=DEFAULT_PORT, description="Port the Service listens on.")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations for the Service (e.g. for load balancers)."
+    )
+
+
+class EnvVar(KubeModel):
+    """An extra environment variable, as in a container's env."""
+
+    name: str = Field(min_length=1, description="Variable name.")
+    value: str | None = Field(default=None, description="Literal value.")
+    value_from: FreeForm | None = Field(
+        default=None,
+        description="Source of the value (secretKeyRef, configMapKeyRef, fieldRef, ...).",
+    )
+
+
+class ResourceRequirements(KubeModel):
+    """Compute resources of the Aidbox container."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict, description="Minimum resources.")
+    limits: dict[str, Quantity] = Field(default_factory=dict, description="Maximum resources.")
+
+
+class Toleration(KubeModel):
+    """A pod toleration, as in a pod spec."""
+
+    key: str | None = Field(default=None, description="Taint key; empty with Exists matches all.")
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists or Equal."
+    )
+    value: str | None = Field(default=None, description="Taint value for Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to match; empty matches all."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, description="How long a NoExecute taint is tolerated."
+    )
+
+
+class LocalObjectReference(KubeModel):
+    """A reference to an object in the same namespace."""
+
+    name: str = Field(min_length=1, description="Object name.")
+
+
+class RollingUpdate(KubeModel):
+    """How pods are replaced on a change. The default starts one new pod (which runs the
+    schema migrations) before any old pod stops."""
+
+    max_surge: IntOrPercent = Field(default=1, description="Pods above replicas during a rollout.")
+    max_unavailable: IntOrPercent = Field(
+        default=0, description="Pods below replicas during a rollout."
+    )
+
+
+class DisruptionBudgetSpec(KubeModel):
+    """Limits voluntary disruption (node drains) so the cluster keeps serving."""
+
+    enabled: bool = Field(default=True, description="Keep a PodDisruptionBudget.")
+    max_unavailable: IntOrPercent = Field(
+        default=1, description="Pods that may be down at once through voluntary disruption."
+    )
+
+
+class AuthKeysSpec(KubeModel):
+    """Every replica must sign and check tokens with the same keys, or a token issued by one
+    replica is refused by another."""
+
+    generate: bool = Field(
+        default=True,
+        description="Create a Secret <name>-auth-keys (RSA 2048 key pair and a random secret) "
+        "once, and feed it to every pod, unless the referenced Secret already sets "
+        "BOX_SECURITY_AUTH_KEYS_PRIVATE.",
+    )
+
+
+class AidboxClusterSpec(KubeModel):
+    """Desired state of a highly available Aidbox (or Multibox) deployment."""
+
+    image: str = Field(
+        default=DEFAULT_IMAGE,
+        min_length=1,
+        max_length=512,
+        pattern=r"^[^\s]+$",
+        description="Aidbox image: healthsamurai/aidboxone or healthsamurai/multibox with a tag "
+        "(YYMM, YYMM.MINOR, or a channel: latest, edge, stable). More than one replica needs "
+        "release 2208 or newer.",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="Always", description="When the kubelet pulls the image."
+    )
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list, description="Secrets for pulling the image from a private registry."
+    )
+    replicas: int = Field(
+        default=2,
+        ge=0,
+        le=1000,
+        description="Number of Aidbox pods. Also set by `kubectl scale` and autoscalers "
+        "through the scale subresource.",
+    )
+    manage_replicas: bool = Field(
+        default=True,
+        description="Set false to leave the Deployment's replicas to another controller, such as "
+        "a HorizontalPodAutoscaler that targets the Deployment directly.",
+    )
+    port: Port = Field(default=DEFAULT_PORT, description="Aidbox web port inside the pod.")
+    config_map_ref: EnvFromRef = Field(
+        default_factory=EnvFromRef,
+        description="ConfigMap with Aidbox settings (envFrom). Defaults to the cluster's name.",
+    )
+    secret_ref: EnvFromRef = Field(
+        default_factory=EnvFromRef,
+        description="Secret with Aidbox credentials and license (envFrom). Defaults to the "
+        "cluster's name.",
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Extra environment variables; they win over envFrom.",
+    )
+    resources: ResourceRequirements = Field(
+        default_factory=ResourceRequirements, description="CPU and memory requests and limits."
+    )
+    liveness_probe: LivenessProbeSpec = Field(
+        default_factory=LivenessProbeSpec, description="Liveness probe on /health."
+    )
+    readiness_probe: ReadinessProbeSpec = Field(
+        default_factory=ReadinessProbeSpec, description="Readiness probe on /health."
+    )
+    startup_probe: StartupProbeSpec = Field(
+        default_factory=StartupProbeSpec, description="Startup probe on /health."
+    )
+    service: ServiceSpec = Field(default_factory=ServiceSpec, description="The cluster's Service.")
+    pod_labels: dict[str, LabelValue] = Field(
+        default_factory=dict, description="Extra labels on the pods."
+    )
+    pod_annotations: dict[str, str] = Field(
+        default_factory=dict, description="Extra annotations on the pods."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the pods must be scheduled on."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, max_length=64, description="Pod tolerations."
+    )
+    service_account_name: str | None = Field(
+        default=None, min_length=1, description="ServiceAccount the pods run as."
+    )
+    rolling_update: RollingUpdate = Field(
+        default_factory=RollingUpdate, description="Rollout pace of the Deployment."
+    )
+    min_ready_seconds: int = Field(
+        default=0,
+        ge=0,
+        description="Seconds a new pod must be ready before it counts as available.",
+    )
+    progress_deadline_seconds: int = Field(
+        default=600,
+        ge=1,
+        description="Seconds a rollout may make no progress before it is reported stuck.",
+    )
+    termination_grace_period_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="Seconds a stopping pod gets before it is killed (covers the preStop pause).",
+    )
+    pre_stop_delay_seconds: int = Field(
+        default=10,
+        ge=0,
+        description="Seconds a stopping pod keeps serving so that it leaves the Service's "
+        "endpoints before Aidbox stops; 0 turns the pause off.",
+    )
+    topology_spread_constraints: list[FreeForm] | None = Field(
+        default=None,
+        max_length=16,
+        description="Pod topologySpreadConstraints. Unset: spread across zones and nodes "
+        "(maxSkew 1, ScheduleAnyway). An empty list turns spreading off.",
+    )
+    pod_disruption_budget: DisruptionBudgetSpec = Field(
+        default_factory=lambda: DisruptionBudgetSpec(),
+        description="PodDisruptionBudget kept while replicas >= 2.",
+    )
+    auth_keys: AuthKeysSpec = Field(
+        default_factory=lambda: AuthKeysSpec(),
+        description="Shared JWT signing keys (and Multibox cluster secret) for all replicas.",
+    )
+
+    def config_map_name(self, cluster_name: str) -> str:
+        return self.config_map_ref.name or cluster_name
+
+    def secret_name(self, cluster_name: str) -> str:
+        return self.secret_ref.name or cluster_name
+
+
+SPEC_VALIDATIONS = [
+    {
+        "rule": f"!('{NAME_LABEL}' in self.podLabels) && !('{INSTANCE_LABEL}' in self.podLabels)",
+        "message": f"podLabels must not set {NAME_LABEL} or {INSTANCE_LABEL}: the operator uses "
+        "them to select the cluster's pods",
+        "fieldPath": ".podLabels",
+    },
+    {
+        "rule": "self.env.all(e, !(has(e.value) && has(e.valueFrom)))",
+        "message": "an env entry sets either value or valueFrom, not both",
+        "fieldPath": ".env",
+    },
+]
+
+ROOT_VALIDATIONS = [
+    {
+        "rule": f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+        "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters: the names "
+        "derived from it must fit in 63-character DNS labels",
+    },
+    {
+        "rule": "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "message": "metadata.name must be a DNS-1035 label (lowercase letters, digits and '-', "
+        "starting with a letter): it names the cluster's Service",
+    },
+]
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata the operator reads."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    namespace: str = "default"
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class AidboxCluster(BaseModel):
+    """A whole AidboxCluster object as read from the API or a file."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    metadata: ObjectMeta
+    spec: AidboxClusterSpec = Field(default_factory=AidboxClusterSpec)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace

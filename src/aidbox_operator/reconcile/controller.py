@@ -1,0 +1,126 @@
+"""The controller: turns watch events into store updates and queued reconciles, and runs
+the workers that reconcile. Handlers call only `observe_*`, `start` and `stop`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aidbox_operator.reconcile.cluster import ClusterReconciler
+from aidbox_operator.reconcile.events import EventRecorder
+from aidbox_operator.reconcile.kube import ApiError, KubeClient
+from aidbox_operator.reconcile.store import Key, ObjectStore, owner_key
+from aidbox_operator.reconcile.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+DELETED = "DELETED"
+MAX_BACKOFF = 60.0
+
+
+class Controller:
+    def __init__(self, client: KubeClient, workers: int = 8) -> None:
+        self.client = client
+        self.store = ObjectStore()
+        self.queue: WorkQueue[Key] = WorkQueue()
+        self.reconciler = ClusterReconciler(client, self.store, EventRecorder(client))
+        self._workers = workers
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failures: dict[Key, int] = {}
+        self.reconciles = 0
+        self.errors = 0
+
+    # -- watch events ------------------------------------------------------------------------
+    def observe_cluster(self, event_type: str | None, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if event_type == DELETED:
+            self.store.drop_cluster(key)
+            self.queue.forget(key)
+            self._failures.pop(key, None)
+            return
+        self.store.put_cluster(body)
+        self.queue.add(key)
+
+    def observe_child(self, event_type: str | None, body: dict[str, Any]) -> None:
+        owner = owner_key(body)
+        if owner is None:
+            return
+        meta = body["metadata"]
+        if event_type == DELETED:
+            self.store.drop_child(body["kind"], meta["namespace"], meta["name"])
+        else:
+            self.store.put_child(body)
+        if owner in self.store.clusters:
+            self.queue.add(owner)
+
+    def observe_pod(self, event_type: str | None, body: dict[str, Any]) -> None:
+        owner = owner_key(body)
+        if owner is None:
+            return
+        if event_type == DELETED:
+            self.store.drop_pod(owner, body["metadata"]["name"])
+        else:
+            self.store.put_pod(owner, body)
+        if owner in self.store.clusters:
+            self.queue.add(owner)
+
+    def is_referenced(self, kind: str, body: dict[str, Any]) -> bool:
+        meta = body.get("metadata") or {}
+        return self.store.is_referenced(kind, meta.get("namespace", ""), meta.get("name", ""))
+
+    def observe_config(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        ref = (kind, meta["namespace"], meta["name"])
+        changed = self.store.put_config(*ref, None if event_type == DELETED else body)
+        if changed:
+            for cluster in sorted(self.store.references.get(ref, ())):
+                self.queue.add(cluster)
+
+    # -- workers ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"reconcile-{i}") for i in range(self._workers)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.reconcile(key)
+            finally:
+                self.queue.done(key)
+
+    async def reconcile(self, key: Key) -> None:
+        namespace, name = key
+        extra = {"namespace": namespace, "cluster": name}
+        self.reconciles += 1
+        try:
+            result = await self.reconciler.reconcile(key)
+        except (TimeoutError, ApiError, OSError) as err:
+            self._retry(key, err, extra)
+            return
+        except Exception as err:  # a bug must not stop the other clusters
+            log.exception("reconcile failed", extra=extra)
+            self._retry(key, err, extra)
+            return
+        self._failures.pop(key, None)
+        if result.changes or result.status_written:
+            log.debug("reconciled: %s", ", ".join(result.changes) or "status", extra=extra)
+
+    def _retry(self, key: Key, err: BaseException, extra: dict[str, str]) -> None:
+        self.errors += 1
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+        log.warning("reconcile failed (%s); retrying in %.1fs", err, delay, extra=extra)
+        self.queue.add_after(key, delay)

@@ -1,0 +1,189 @@
+"""A thin asyncio client for the Kubernetes API: plain dicts in and out, requests counted.
+
+Built on `kubernetes.aio`'s ApiClient for configuration and authentication (in-cluster,
+KUBECONFIG, ~/.kube/config), but without the generated models: the operator works with the
+same dicts that `render` produces, as lightkube does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from kubernetes.aio import client as aio_client
+from kubernetes.aio import config as aio_config
+
+from aidbox_operator.model.constants import FIELD_MANAGER
+
+USER_AGENT = "aidbox-operator"
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """Where a kind lives in the API."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+        if sub:
+            base += f"/{sub}"
+        return base
+
+
+DEPLOYMENTS = ResourceKind("apps/v1", "Deployment", "deployments")
+SERVICES = ResourceKind("v1", "Service", "services")
+PDBS = ResourceKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+SECRETS = ResourceKind("v1", "Secret", "secrets")
+CONFIGMAPS = ResourceKind("v1", "ConfigMap", "configmaps")
+PODS = ResourceKind("v1", "Pod", "pods")
+EVENTS = ResourceKind("v1", "Event", "events")
+KINDS_BY_NAME = {k.kind: k for k in (DEPLOYMENTS, SERVICES, PDBS, SECRETS, CONFIGMAPS, PODS)}
+
+
+class ApiError(Exception):
+    """A non-2xx answer. The message is the API server's own, never a request body."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+class KubeClient:
+    """Makes API requests and counts them by verb (for metrics and the zero-write checks)."""
+
+    def __init__(self, api_client: aio_client.ApiClient) -> None:
+        self._api = api_client
+        self.requests: Counter[str] = Counter()
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        verb: str | None = None,
+    ) -> dict[str, Any]:
+        self.requests[verb or method.lower()] += 1
+        headers = {**self._api.default_headers, "Accept": "application/json"}
+        headers["Content-Type"] = content_type or "application/json"
+        # Token-based credentials (in-cluster, exec plugins) are refreshed here.
+        await self._api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
+        url = self._api.configuration.host + path
+        if query:
+            url += "?" + urlencode(query)
+        response = await self._api.rest_client.request(method, url, headers=headers, body=body)
+        raw = await response.read()
+        if response.status >= 400:
+            raise _api_error(response.status, response.reason or "", raw)
+        result: dict[str, Any] = json.loads(raw) if raw else {}
+        return result
+
+    async def get(self, kind: ResourceKind, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", kind.path(namespace, name), verb="get")
+        except ApiError as err:
+            if err.not_found:
+                return None
+            raise
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply under the operator's single field manager."""
+        kind = KINDS_BY_NAME[manifest["kind"]]
+        meta = manifest["metadata"]
+        return await self.request(
+            "PATCH",
+            kind.path(meta["namespace"], meta["name"]),
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body=manifest,
+            content_type=APPLY_PATCH,
+            verb="apply",
+        )
+
+    async def create(
+        self, kind: ResourceKind, namespace: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self.request(
+            "POST",
+            kind.path(namespace),
+            query={"fieldManager": FIELD_MANAGER},
+            body=body,
+            verb="create",
+        )
+
+    async def delete(self, kind: ResourceKind, namespace: str, name: str) -> None:
+        try:
+            await self.request("DELETE", kind.path(namespace, name), verb="delete")
+        except ApiError as err:
+            if not err.not_found:
+                raise
+
+    async def patch_status(
+        self, kind: ResourceKind, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self.request(
+            "PATCH",
+            kind.path(namespace, name, "status"),
+            query={"fieldManager": FIELD_MANAGER},
+            body={"status": status},
+            content_type=MERGE_PATCH,
+            verb="patch",
+        )
+
+
+def _api_error(status: int, reason: str, raw: bytes) -> ApiError:
+    message = raw.decode(errors="replace")[:500]
+    with contextlib.suppress(ValueError, AttributeError):
+        message = json.loads(raw).get("message", message)
+    return ApiError(status, reason, message)
+
+
+async def connect(kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
+    """In-cluster credentials when running in a pod, otherwise KUBECONFIG or ~/.kube/config."""
+    configuration = aio_client.Configuration()
+    if (
+        kubeconfig is None
+        and os.environ.get("KUBERNETES_SERVICE_HOST")
+        and not os.environ.get("KUBECONFIG")
+    ):
+        aio_config.load_incluster_config(client_configuration=configuration)
+    else:
+        await aio_config.load_kube_config(
+            config_file=kubeconfig,
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    api = aio_client.ApiClient(configuration)
+    api.user_agent = USER_AGENT
+    return KubeClient(api)

@@ -1,0 +1,202 @@
+"""What the operator has seen of the cluster, fed by watch events (an informer cache).
+
+Reconciles read from here instead of the API; a miss falls back to one GET. ConfigMap and
+Secret contents are never kept: only a digest and the key names, and only for objects some
+AidboxCluster references.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from aidbox_operator.model.constants import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from aidbox_operator.render import stable_hash
+
+Key = tuple[str, str]  # (namespace, name)
+ChildKey = tuple[str, str, str]  # (kind, namespace, name)
+
+# Why a pod is not serving, in the words `kubectl get pods` uses.
+FAILING_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "OOMKilled",
+        "Error",
+        "Unschedulable",
+    }
+)
+
+
+@dataclass(frozen=True)
+class PodSummary:
+    name: str
+    node: str
+    phase: str
+    ready: bool
+    template_hash: str
+    reason: str  # "" when nothing is wrong
+    terminating: bool
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    """A referenced ConfigMap or Secret: whether it exists, a digest of its data, its keys."""
+
+    exists: bool
+    digest: str = ""
+    keys: frozenset[str] = frozenset()
+
+
+def summarize_config(body: dict[str, Any] | None) -> ConfigSummary:
+    if body is None:
+        return ConfigSummary(exists=False)
+    data = {**(body.get("data") or {}), **(body.get("binaryData") or {})}
+    return ConfigSummary(exists=True, digest=stable_hash(data), keys=frozenset(data))
+
+
+def _container_reason(status: dict[str, Any]) -> str:
+    state = status.get("state") or {}
+    for phase in ("waiting", "terminated"):
+        reason = (state.get(phase) or {}).get("reason")
+        if reason:
+            return str(reason)
+    last = (status.get("lastState") or {}).get("terminated") or {}
+    if last.get("reason") == "OOMKilled":
+        return "OOMKilled"
+    return ""
+
+
+def summarize_pod(body: dict[str, Any]) -> PodSummary:
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    ready = (conditions.get("Ready") or {}).get("status") == "True"
+    reason = ""
+    for container in status.get("containerStatuses") or []:
+        reason = _container_reason(container)
+        if reason:
+            break
+    scheduled = conditions.get("PodScheduled") or {}
+    if not reason and scheduled.get("status") == "False":
+        reason = str(scheduled.get("reason") or "Unschedulable")
+    if not reason and status.get("phase") == "Running" and not ready:
+        reason = "NotReady"
+    return PodSummary(
+        name=str(meta.get("name", "")),
+        node=str((body.get("spec") or {}).get("nodeName") or ""),
+        phase=str(status.get("phase") or "Pending"),
+        ready=ready,
+        template_hash=str((meta.get("labels") or {}).get("pod-template-hash", "")),
+        reason=reason,
+        terminating=bool(meta.get("deletionTimestamp")),
+    )
+
+
+def _is_newer(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    if old is None:
+        return True
+    try:
+        return int(new["metadata"]["resourceVersion"]) >= int(old["metadata"]["resourceVersion"])
+    except (KeyError, ValueError, TypeError):
+        return True
+
+
+def owner_key(body: dict[str, Any]) -> Key | None:
+    """The AidboxCluster a child belongs to, from the labels the operator puts on it."""
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(MANAGED_BY_LABEL) != MANAGED_BY or INSTANCE_LABEL not in labels:
+        return None
+    return (str(meta.get("namespace", "")), str(labels[INSTANCE_LABEL]))
+
+
+class ObjectStore:
+    def __init__(self) -> None:
+        self.clusters: dict[Key, dict[str, Any]] = {}
+        self.children: dict[ChildKey, dict[str, Any]] = {}
+        self.pods: dict[Key, dict[str, PodSummary]] = defaultdict(dict)
+        self.configs: dict[ChildKey, ConfigSummary] = {}
+        # (kind, namespace, name) of a ConfigMap/Secret -> clusters that reference it.
+        self.references: dict[ChildKey, set[Key]] = defaultdict(set)
+        self._refs_of: dict[Key, set[ChildKey]] = {}
+        # Children a GET found missing and no watch event has shown since: no need to ask again.
+        self._absent: set[ChildKey] = set()
+
+    # -- AidboxClusters --------------------------------------------------------------
+    def put_cluster(self, body: dict[str, Any]) -> Key:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if _is_newer(body, self.clusters.get(key)):
+            self.clusters[key] = body
+        return key
+
+    def drop_cluster(self, key: Key) -> None:
+        self.clusters.pop(key, None)
+        self.pods.pop(key, None)
+        self.set_references(key, set())
+        for child in [c for c in self.children if (c[1], c[2]) == key]:
+            self.children.pop(child, None)
+        self._absent = {c for c in self._absent if (c[1], c[2]) != key}
+
+    # -- children (Deployment, Service, PodDisruptionBudget) ---------------------------
+    def put_child(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (body["kind"], meta["namespace"], meta["name"])
+        if _is_newer(body, self.children.get(key)):
+            # managedFields are bulky and never read: do not keep them.
+            meta.pop("managedFields", None)
+            self.children[key] = body
+            self._absent.discard(key)
+
+    def drop_child(self, kind: str, namespace: str, name: str) -> None:
+        self.children.pop((kind, namespace, name), None)
+        self._absent.add((kind, namespace, name))
+
+    def mark_absent(self, kind: str, namespace: str, name: str) -> None:
+        self._absent.add((kind, namespace, name))
+
+    def known_absent(self, kind: str, namespace: str, name: str) -> bool:
+        return (kind, namespace, name) in self._absent
+
+    def child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.children.get((kind, namespace, name))
+
+    # -- pods ----------------------------------------------------------------------------
+    def put_pod(self, owner: Key, body: dict[str, Any]) -> None:
+        summary = summarize_pod(body)
+        self.pods[owner][summary.name] = summary
+
+    def drop_pod(self, owner: Key, name: str) -> None:
+        self.pods.get(owner, {}).pop(name, None)
+
+    # -- referenced ConfigMaps and Secrets -----------------------------------------------
+    def set_references(self, cluster: Key, refs: set[ChildKey]) -> None:
+        for ref in self._refs_of.get(cluster, set()) - refs:
+            self.references[ref].discard(cluster)
+            if not self.references[ref]:
+                del self.references[ref]
+                self.configs.pop(ref, None)
+        for ref in refs:
+            self.references[ref].add(cluster)
+        if refs:
+            self._refs_of[cluster] = refs
+        else:
+            self._refs_of.pop(cluster, None)
+
+    def is_referenced(self, kind: str, namespace: str, name: str) -> bool:
+        return (kind, namespace, name) in self.references
+
+    def put_config(self, kind: str, namespace: str, name: str, body: dict[str, Any] | None) -> bool:
+        """Record a referenced object; True when its content or existence changed."""
+        key = (kind, namespace, name)
+        summary = summarize_config(body)
+        changed = self.configs.get(key) != summary
+        self.configs[key] = summary
+        return changed

@@ -1,0 +1,34 @@
+"""Everything one AidboxCluster is made of, in apply order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aidbox_operator.model import AidboxCluster
+from aidbox_operator.render.deployment import build_deployment
+from aidbox_operator.render.disruption import build_disruption_budget, wants_disruption_budget
+from aidbox_operator.render.service import build_service
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Facts about the world that reconcile looked up, so rendering itself stays pure."""
+
+    # Digest of the referenced ConfigMap/Secret data; None leaves pods unhashed.
+    config_hash: str | None = None
+    # Keys the generated `<name>-auth-keys` Secret feeds into the pods' environment.
+    generated_keys: tuple[str, ...] = ()
+
+
+def render_cluster(
+    cluster: AidboxCluster, context: RenderContext | None = None
+) -> list[dict[str, Any]]:
+    context = context or RenderContext()
+    manifests = [
+        build_deployment(cluster, context.config_hash, context.generated_keys),
+        build_service(cluster),
+    ]
+    if wants_disruption_budget(cluster):
+        manifests.append(build_disruption_budget(cluster))
+    return manifests
