@@ -82,6 +82,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
     os.environ[handlers.WORKERS_ENV] = str(args.workers)
     configure_logging(args.log_format, args.verbose)
+    if args.metrics_port:
+        from aidbox_operator.metrics import serve
+
+        serve(args.metrics_port, args.metrics_address)
     namespaces = args.namespace or []
     clusterwide = args.all_namespaces or not namespaces
     asyncio.run(
@@ -144,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8081,
+        help="serve Prometheus metrics at /metrics on this port (0: off)",
+    )
+    run.add_argument("--metrics-address", default="0.0.0.0", help="address for /metrics")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)
 

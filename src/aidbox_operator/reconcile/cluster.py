@@ -16,11 +16,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aidbox_operator.metrics import CONFIG_ROLLOUTS, DRIFT_REPAIRS
 from aidbox_operator.model import AidboxCluster, ClusterStatus, parse_image_version
 from aidbox_operator.model.constants import (
     API_GROUP,
     API_VERSION,
     APPLIED_HASH_ANNOTATION,
+    CONFIG_HASH_ANNOTATION,
     MIN_HA_VERSION,
     PLURAL,
 )
@@ -68,7 +70,15 @@ class PassResult:
     changes: list[str] = field(default_factory=list)
     status_written: bool = False
     blocked: str = ""
+    phase: str = ""
     seconds: float = 0.0
+
+
+def _config_hash_of(deployment: dict[str, Any]) -> str | None:
+    template = deployment.get("spec", {}).get("template", {})
+    annotations = template.get("metadata", {}).get("annotations") or {}
+    value = annotations.get(CONFIG_HASH_ANNOTATION)
+    return str(value) if value is not None else None
 
 
 def version_blocker(cluster: AidboxCluster) -> Blocker | None:
@@ -265,11 +275,29 @@ class ClusterReconciler:
             if observed_hash == applied_hash and is_subset(manifest, observed):
                 return None
             action = "Updated" if observed_hash != applied_hash else "DriftRepaired"
+            if action == "DriftRepaired":
+                DRIFT_REPAIRS.labels(kind=kind).inc()
+        elif self.store.seen_before(kind, meta["namespace"], meta["name"]):
+            # It existed and someone deleted it.
+            action = "Recreated"
+            DRIFT_REPAIRS.labels(kind=kind).inc()
         else:
             action = "Created"
+        note = ""
+        if (
+            observed is not None
+            and kind == "Deployment"
+            and _config_hash_of(observed)
+            not in (
+                None,
+                _config_hash_of(manifest),
+            )
+        ):
+            CONFIG_ROLLOUTS.inc()
+            note = " (referenced configuration changed: rolling restart)"
         body = await self.client.apply(manifest)
         self.store.put_child(body)
-        return f"{action} {kind} {meta['name']}"
+        return f"{action} {kind} {meta['name']}{note}"
 
     async def _prune(self, cluster: AidboxCluster, manifests: list[dict[str, Any]]) -> list[str]:
         """Delete children the spec no longer wants (a PDB once replicas drop below 2)."""
@@ -315,6 +343,7 @@ class ClusterReconciler:
             previous=previous,
             now=now,
         )
+        result.phase = status.phase
         if status.to_api() == previous.to_api():
             return
         try:

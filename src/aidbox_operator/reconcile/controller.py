@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
+from aidbox_operator.metrics import PHASES, RECONCILE_SECONDS, RECONCILES
 from aidbox_operator.reconcile.cluster import ClusterReconciler
 from aidbox_operator.reconcile.events import EventRecorder
 from aidbox_operator.reconcile.kube import ApiError, KubeClient
@@ -37,6 +39,7 @@ class Controller:
         key = (meta["namespace"], meta["name"])
         if event_type == DELETED:
             self.store.drop_cluster(key)
+            PHASES.forget(key)
             self.queue.forget(key)
             self._failures.pop(key, None)
             return
@@ -104,15 +107,23 @@ class Controller:
         namespace, name = key
         extra = {"namespace": namespace, "cluster": name}
         self.reconciles += 1
+        started = time.monotonic()
         try:
             result = await self.reconciler.reconcile(key)
         except (TimeoutError, ApiError, OSError) as err:
+            RECONCILES.labels(result="error").inc()
             self._retry(key, err, extra)
             return
         except Exception as err:  # a bug must not stop the other clusters
+            RECONCILES.labels(result="error").inc()
             log.exception("reconcile failed", extra=extra)
             self._retry(key, err, extra)
             return
+        finally:
+            RECONCILE_SECONDS.observe(time.monotonic() - started)
+        RECONCILES.labels(result="blocked" if result.blocked else "success").inc()
+        if result.phase:
+            PHASES.set(key, result.phase)
         self._failures.pop(key, None)
         if result.changes or result.status_written:
             log.debug("reconciled: %s", ", ".join(result.changes) or "status", extra=extra)

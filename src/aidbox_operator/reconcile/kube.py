@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
+from aidbox_operator.metrics import API_REQUESTS
 from aidbox_operator.model.constants import FIELD_MANAGER
 
 USER_AGENT = "aidbox-operator"
@@ -94,7 +95,9 @@ class KubeClient:
         content_type: str | None = None,
         verb: str | None = None,
     ) -> dict[str, Any]:
-        self.requests[verb or method.lower()] += 1
+        verb = verb or method.lower()
+        self.requests[verb] += 1
+        API_REQUESTS.labels(verb=verb).inc()
         headers = {**self._api.default_headers, "Accept": "application/json"}
         headers["Content-Type"] = content_type or "application/json"
         # Token-based credentials (in-cluster, exec plugins) are refreshed here.

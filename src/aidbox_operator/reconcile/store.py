@@ -128,6 +128,8 @@ class ObjectStore:
         self._refs_of: dict[Key, set[ChildKey]] = {}
         # Children a GET found missing and no watch event has shown since: no need to ask again.
         self._absent: set[ChildKey] = set()
+        # Children that existed at some point while this process watched.
+        self._seen: set[ChildKey] = set()
 
     # -- AidboxClusters --------------------------------------------------------------
     def put_cluster(self, body: dict[str, Any]) -> Key:
@@ -144,6 +146,7 @@ class ObjectStore:
         for child in [c for c in self.children if (c[1], c[2]) == key]:
             self.children.pop(child, None)
         self._absent = {c for c in self._absent if (c[1], c[2]) != key}
+        self._seen = {c for c in self._seen if (c[1], c[2]) != key}
 
     # -- children (Deployment, Service, PodDisruptionBudget) ---------------------------
     def put_child(self, body: dict[str, Any]) -> None:
@@ -154,10 +157,14 @@ class ObjectStore:
             meta.pop("managedFields", None)
             self.children[key] = body
             self._absent.discard(key)
+            self._seen.add(key)
 
     def drop_child(self, kind: str, namespace: str, name: str) -> None:
         self.children.pop((kind, namespace, name), None)
         self._absent.add((kind, namespace, name))
+
+    def seen_before(self, kind: str, namespace: str, name: str) -> bool:
+        return (kind, namespace, name) in self._seen
 
     def mark_absent(self, kind: str, namespace: str, name: str) -> None:
         self._absent.add((kind, namespace, name))

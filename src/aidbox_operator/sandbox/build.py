@@ -134,8 +134,12 @@ def find_go() -> Path:
     go = found[0]
     try:
         out = subprocess.run(
-            [str(go), "env", "GOVERSION"], capture_output=True, text=True, check=True,
-            env={**os.environ, "GOTOOLCHAIN": "local"}, timeout=60,
+            [str(go), "env", "GOVERSION"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "GOTOOLCHAIN": "local"},
+            timeout=60,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         detail = f"`{go} env` failed: {exc}"
@@ -179,15 +183,17 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def _run_go(
-    go: Path, args: list[str], cwd: Path, log: Path, what: str, progress: Progress
-) -> None:
+def _run_go(go: Path, args: list[str], cwd: Path, log: Path, what: str, progress: Progress) -> None:
     start = time.monotonic()
     with log.open("ab") as fh:
         fh.write(f"\n$ go {' '.join(args)}\n".encode())
         fh.flush()
         proc = subprocess.Popen(
-            [str(go), *args], cwd=cwd, env=go_env(), stdout=fh, stderr=subprocess.STDOUT,
+            [str(go), *args],
+            cwd=cwd,
+            env=go_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
         last = start
@@ -204,8 +210,7 @@ def _run_go(
             raise
     if proc.returncode != 0:
         raise SandboxError(
-            f"{what} failed (go exited with {proc.returncode}); last lines of {log}:\n"
-            f"{_tail(log)}"
+            f"{what} failed (go exited with {proc.returncode}); last lines of {log}:\n{_tail(log)}"
         )
 
 
@@ -213,8 +218,10 @@ def _build_target(target: _Target, go: Path, out: Path, progress: Progress) -> N
     files = _module_files(target.name)
     stamp = _stamp(files)
     marker = out / f".{target.name}.stamp"
-    if marker.exists() and marker.read_text() == stamp and all(
-        (out / b).is_file() for b in target.binaries
+    if (
+        marker.exists()
+        and marker.read_text() == stamp
+        and all((out / b).is_file() for b in target.binaries)
     ):
         return
     src = cache_root() / "src" / f"{target.name}-{stamp[:12]}"
@@ -234,10 +241,15 @@ def _build_target(target: _Target, go: Path, out: Path, progress: Progress) -> N
     _run_go(
         go,
         ["build", "-trimpath", "-ldflags", target.ldflags, "-o", f"{tmp}/", *target.packages],
-        src, log, what, progress,
+        src,
+        log,
+        what,
+        progress,
     )
-    if (tmp / "v3").exists():  # go.etcd.io/etcd/server/v3 builds a binary named after "v3"
-        (tmp / "v3").rename(tmp / "etcd")
+    # go names the binary of go.etcd.io/etcd/server/v3 "server" (the /v3 suffix is skipped).
+    for built in ("server", "v3"):
+        if (tmp / built).is_file() and not (tmp / "etcd").exists():
+            (tmp / built).rename(tmp / "etcd")
     missing = [b for b in target.binaries if not (tmp / b).is_file()]
     if missing:
         raise SandboxError(f"go build did not produce {missing}; see {log}")

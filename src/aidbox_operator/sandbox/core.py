@@ -525,8 +525,13 @@ class Sandbox:
         while len(set(ports.values())) < 5:
             ports = {
                 n: free_port()
-                for n in ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager",
-                          "kube-scheduler")
+                for n in (
+                    "etcd",
+                    "etcd-peer",
+                    "kube-apiserver",
+                    "kube-controller-manager",
+                    "kube-scheduler",
+                )
             }
         self._write_files(ports)
         st = self.state_dir
@@ -538,42 +543,50 @@ class Sandbox:
         progress("starting etcd")
         etcd_url = f"http://{LOOPBACK}:{ports['etcd']}"
         peer_url = f"http://{LOOPBACK}:{ports['etcd-peer']}"
-        self._spawn("etcd", bins, [
-            "--name=sandbox",
-            f"--data-dir={data_dir}",
-            f"--listen-client-urls={etcd_url}",
-            f"--advertise-client-urls={etcd_url}",
-            f"--listen-peer-urls={peer_url}",
-            f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=sandbox={peer_url}",
-            "--initial-cluster-state=new",
-            "--unsafe-no-fsync",
-            "--log-level=warn",
-        ])
+        self._spawn(
+            "etcd",
+            bins,
+            [
+                "--name=sandbox",
+                f"--data-dir={data_dir}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=sandbox={peer_url}",
+                "--initial-cluster-state=new",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
         self._wait("etcd /health", lambda: _http_ok(ports["etcd"], "/health"), ports, 30)
 
         progress("starting kube-apiserver")
-        self._spawn("kube-apiserver", bins, [
-            f"--etcd-servers={etcd_url}",
-            f"--bind-address={LOOPBACK}",
-            f"--advertise-address={LOOPBACK}",
-            f"--secure-port={ports['kube-apiserver']}",
-            f"--tls-cert-file={p.server_cert}",
-            f"--tls-private-key-file={p.server_key}",
-            f"--client-ca-file={p.ca_cert}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={p.sa_pub}",
-            f"--service-account-signing-key-file={p.sa_key}",
-            f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
-            "--authorization-mode=Node,RBAC",
-            "--endpoint-reconciler-type=none",
-            "--allow-privileged=true",
-            f"--audit-log-path={self.audit_log}",
-            f"--audit-policy-file={st / 'audit-policy.yaml'}",
-            "--audit-log-maxsize=200",
-            "--audit-log-maxbackup=1",
-            "--profiling=false",
-        ])
+        self._spawn(
+            "kube-apiserver",
+            bins,
+            [
+                f"--etcd-servers={etcd_url}",
+                f"--bind-address={LOOPBACK}",
+                f"--advertise-address={LOOPBACK}",
+                f"--secure-port={ports['kube-apiserver']}",
+                f"--tls-cert-file={p.server_cert}",
+                f"--tls-private-key-file={p.server_key}",
+                f"--client-ca-file={p.ca_cert}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={p.sa_pub}",
+                f"--service-account-signing-key-file={p.sa_key}",
+                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--endpoint-reconciler-type=none",
+                "--allow-privileged=true",
+                f"--audit-log-path={self.audit_log}",
+                f"--audit-policy-file={st / 'audit-policy.yaml'}",
+                "--audit-log-maxsize=200",
+                "--audit-log-maxbackup=1",
+                "--profiling=false",
+            ],
+        )
         api = self._api()
 
         def readyz() -> bool:
@@ -586,58 +599,76 @@ class Sandbox:
 
         progress("starting kube-controller-manager, kube-scheduler and kwok")
         kcm_kc = st / "controller-manager.kubeconfig"
-        self._spawn("kube-controller-manager", bins, [
-            f"--kubeconfig={kcm_kc}",
-            f"--authentication-kubeconfig={kcm_kc}",
-            f"--authorization-kubeconfig={kcm_kc}",
-            "--leader-elect=false",
-            f"--bind-address={LOOPBACK}",
-            f"--secure-port={ports['kube-controller-manager']}",
-            "--controllers=*",
-            "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={p.sa_key}",
-            f"--root-ca-file={p.ca_cert}",
-            f"--cluster-signing-cert-file={p.ca_cert}",
-            f"--cluster-signing-key-file={p.ca_key}",
-            f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
-            "--allocate-node-cidrs=false",
-            "--concurrent-gc-syncs=20",
-            "--profiling=false",
-        ])
+        self._spawn(
+            "kube-controller-manager",
+            bins,
+            [
+                f"--kubeconfig={kcm_kc}",
+                f"--authentication-kubeconfig={kcm_kc}",
+                f"--authorization-kubeconfig={kcm_kc}",
+                "--leader-elect=false",
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={ports['kube-controller-manager']}",
+                "--controllers=*",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={p.sa_key}",
+                f"--root-ca-file={p.ca_cert}",
+                f"--cluster-signing-cert-file={p.ca_cert}",
+                f"--cluster-signing-key-file={p.ca_key}",
+                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+                "--allocate-node-cidrs=false",
+                "--concurrent-gc-syncs=20",
+                "--profiling=false",
+            ],
+        )
         sched_kc = st / "scheduler.kubeconfig"
-        self._spawn("kube-scheduler", bins, [
-            f"--kubeconfig={sched_kc}",
-            f"--authentication-kubeconfig={sched_kc}",
-            f"--authorization-kubeconfig={sched_kc}",
-            "--leader-elect=false",
-            f"--bind-address={LOOPBACK}",
-            f"--secure-port={ports['kube-scheduler']}",
-            "--profiling=false",
-        ])
-        self._spawn("kwok", bins, [
-            f"--kubeconfig={st / 'kwok.kubeconfig'}",
-            "-c", str(st / "kwok-stages.yaml"),
-            f"--manage-nodes-with-label-selector={NODE_LABEL_SELECTOR}",
-            f"--cidr={POD_CIDR}",
-            "--node-ip=10.240.255.1",
-            "--node-lease-duration-seconds=40",
-        ])
+        self._spawn(
+            "kube-scheduler",
+            bins,
+            [
+                f"--kubeconfig={sched_kc}",
+                f"--authentication-kubeconfig={sched_kc}",
+                f"--authorization-kubeconfig={sched_kc}",
+                "--leader-elect=false",
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={ports['kube-scheduler']}",
+                "--profiling=false",
+            ],
+        )
+        self._spawn(
+            "kwok",
+            bins,
+            [
+                f"--kubeconfig={st / 'kwok.kubeconfig'}",
+                "-c",
+                str(st / "kwok-stages.yaml"),
+                f"--manage-nodes-with-label-selector={NODE_LABEL_SELECTOR}",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=10.240.255.1",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
         self._create_nodes(api)
         self._wait(
             "kube-controller-manager /healthz",
-            lambda: _https_ok(ports["kube-controller-manager"], "/healthz"), ports, 60,
+            lambda: _https_ok(ports["kube-controller-manager"], "/healthz"),
+            ports,
+            60,
         )
         self._wait(
             "kube-scheduler /healthz",
-            lambda: _https_ok(ports["kube-scheduler"], "/healthz"), ports, 60,
+            lambda: _https_ok(ports["kube-scheduler"], "/healthz"),
+            ports,
+            60,
         )
-        self._wait(f"{self.nodes} nodes Ready and untainted", lambda: self._nodes_ready(api),
-                   ports, 90)
+        self._wait(
+            f"{self.nodes} nodes Ready and untainted", lambda: self._nodes_ready(api), ports, 90
+        )
         self._wait(
             "the default ServiceAccount (controller-manager working)",
-            lambda: api.call("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0]
-            == 200,
-            ports, 60,
+            lambda: api.call("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
+            ports,
+            60,
         )
         state = self._read_json(self._state_file)
         state["ready"] = True

@@ -76,8 +76,9 @@ def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
     return x509.Name(attrs)
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
-             ) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
@@ -98,9 +99,15 @@ def make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -123,9 +130,15 @@ def _leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=True,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -198,7 +211,10 @@ def generate(root: Path) -> PkiPaths:
     _write(paths.ca_key, _key_pem(ca_key), private=True)
 
     key, cert = _leaf(
-        ca_key, ca_cert, _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH,
+        ca_key,
+        ca_cert,
+        _name("kube-apiserver"),
+        ExtendedKeyUsageOID.SERVER_AUTH,
         api_server_sans(),
     )
     _write(paths.server_cert, _cert_pem(cert))
@@ -206,7 +222,10 @@ def generate(root: Path) -> PkiPaths:
 
     for client in CLIENTS:
         key, cert = _leaf(
-            ca_key, ca_cert, _name(client.user, client.groups), ExtendedKeyUsageOID.CLIENT_AUTH,
+            ca_key,
+            ca_cert,
+            _name(client.user, client.groups),
+            ExtendedKeyUsageOID.CLIENT_AUTH,
         )
         _write(paths.client_cert(client.stem), _cert_pem(cert))
         _write(paths.client_key(client.stem), _key_pem(key), private=True)
