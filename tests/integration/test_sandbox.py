@@ -84,9 +84,11 @@ def _endpoints(api_client: Any, namespace: str, service: str) -> tuple[set[str],
 
 def test_nodes_span_three_zones_with_distinct_hostnames(api_client: Any, sandbox: Any) -> None:
     nodes = client.CoreV1Api(api_client).list_node().items
-    ready = [n for n in nodes if any(
-        c.type == "Ready" and c.status == "True" for c in n.status.conditions or []
-    )]
+    ready = [
+        n
+        for n in nodes
+        if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+    ]
     assert len(ready) >= 3
     if sandbox is not None:
         zones = {n.metadata.labels.get(ZONE_LABEL) for n in ready}
@@ -112,13 +114,14 @@ def test_deployment_pods_spread_ready_and_in_endpoints(api_client: Any, namespac
     assert all(ips) and len(ips) == 3
 
     wait_for(
-        lambda: apps.read_namespaced_deployment_status("web", namespace).status.ready_replicas
-        == 3,
-        timeout=30, message="Deployment web readyReplicas == 3",
+        lambda: apps.read_namespaced_deployment_status("web", namespace).status.ready_replicas == 3,
+        timeout=30,
+        message="Deployment web readyReplicas == 3",
     )
     wait_for(
         lambda: _endpoints(api_client, namespace, "web") == (ips, set()),
-        timeout=30, message=f"EndpointSlices of web listing exactly {ips}",
+        timeout=30,
+        message=f"EndpointSlices of web listing exactly {ips}",
     )
 
     # A pod that matches the Service but carries the not-ready label: Running, never Ready.
@@ -132,9 +135,12 @@ def test_deployment_pods_spread_ready_and_in_endpoints(api_client: Any, namespac
         ),
     )
     pod = wait_for(
-        lambda: (p := core.read_namespaced_pod("probe-fails", namespace)).status.phase
-        == "Running" and p,
-        timeout=30, message="pod probe-fails Running",
+        lambda: (
+            (p := core.read_namespaced_pod("probe-fails", namespace)).status.phase == "Running"
+            and p
+        ),
+        timeout=30,
+        message="pod probe-fails Running",
     )
     conds = _conditions(pod)
     assert conds.get("Ready") == "False"
@@ -144,16 +150,15 @@ def test_deployment_pods_spread_ready_and_in_endpoints(api_client: Any, namespac
 
     ready, not_ready = wait_for(
         lambda: (eps := _endpoints(api_client, namespace, "web"))[1] and eps,
-        timeout=30, message="the not-ready pod listed as a not-ready endpoint",
+        timeout=30,
+        message="the not-ready pod listed as a not-ready endpoint",
     )
     assert ready == ips
     assert pod.status.pod_ip in not_ready
     assert pod.status.pod_ip not in ready
 
 
-def test_not_ready_label_toggles_readiness_of_running_pod(
-    api_client: Any, namespace: str
-) -> None:
+def test_not_ready_label_toggles_readiness_of_running_pod(api_client: Any, namespace: str) -> None:
     core = client.CoreV1Api(api_client)
     core.create_namespaced_pod(
         namespace,
@@ -162,18 +167,25 @@ def test_not_ready_label_toggles_readiness_of_running_pod(
             spec=client.V1PodSpec(containers=[_container()]),
         ),
     )
-    wait_for(lambda: _pod_ready(core.read_namespaced_pod("p", namespace)), timeout=30,
-             message="pod p Ready")
+    wait_for(
+        lambda: _pod_ready(core.read_namespaced_pod("p", namespace)),
+        timeout=30,
+        message="pod p Ready",
+    )
     core.patch_namespaced_pod("p", namespace, {"metadata": {"labels": {NOT_READY_LABEL: "true"}}})
     wait_for(
         lambda: _conditions(core.read_namespaced_pod("p", namespace)).get("Ready") == "False",
-        timeout=30, message="pod p Ready=False after labelling",
+        timeout=30,
+        message="pod p Ready=False after labelling",
     )
     pod = core.read_namespaced_pod("p", namespace)
     assert pod.status.phase == "Running"
     core.patch_namespaced_pod("p", namespace, {"metadata": {"labels": {NOT_READY_LABEL: None}}})
-    wait_for(lambda: _pod_ready(core.read_namespaced_pod("p", namespace)), timeout=30,
-             message="pod p Ready again after removing the label")
+    wait_for(
+        lambda: _pod_ready(core.read_namespaced_pod("p", namespace)),
+        timeout=30,
+        message="pod p Ready again after removing the label",
+    )
 
 
 def test_deleting_owner_garbage_collects_dependents(api_client: Any, namespace: str) -> None:
@@ -195,7 +207,8 @@ def test_deleting_owner_garbage_collects_dependents(api_client: Any, namespace: 
     apps.create_namespaced_deployment(namespace, _deployment("gc", 2))
     wait_for(
         lambda: len(core.list_namespaced_pod(namespace, label_selector="app=gc").items) == 2,
-        timeout=30, message="2 pods of Deployment gc",
+        timeout=30,
+        message="2 pods of Deployment gc",
     )
 
     core.delete_namespaced_config_map("owner", namespace, propagation_policy="Background")
@@ -218,7 +231,8 @@ def test_rbac_denies_service_account_without_role(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody"))
     )
     token = core.create_namespaced_service_account_token(
-        "nobody", namespace,
+        "nobody",
+        namespace,
         client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600)
         ),
@@ -265,24 +279,28 @@ def _crd() -> dict[str, Any]:
             "group": CRD_GROUP,
             "scope": "Namespaced",
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-            "versions": [{
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "spec": {
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
                             "type": "object",
-                            "required": ["replicas"],
                             "properties": {
-                                "replicas": {"type": "integer", "minimum": 1},
-                                "mode": {"type": "string", "enum": ["fast", "safe"]},
+                                "spec": {
+                                    "type": "object",
+                                    "required": ["replicas"],
+                                    "properties": {
+                                        "replicas": {"type": "integer", "minimum": 1},
+                                        "mode": {"type": "string", "enum": ["fast", "safe"]},
+                                    },
+                                },
                             },
-                        },
+                        }
                     },
-                }},
-            }],
+                }
+            ],
         },
     }
 
@@ -305,13 +323,20 @@ def test_crd_structural_schema_rejects_invalid_object(api_client: Any, namespace
     wait_for(established, timeout=30, message=f"CRD {CRD_NAME} Established")
 
     def create(name: str, spec: dict[str, Any]) -> Any:
-        body = {"apiVersion": f"{CRD_GROUP}/v1", "kind": "Widget",
-                "metadata": {"name": name}, "spec": spec}
+        body = {
+            "apiVersion": f"{CRD_GROUP}/v1",
+            "kind": "Widget",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
         return custom.create_namespaced_custom_object(CRD_GROUP, "v1", namespace, "widgets", body)
 
     # Discovery of a brand-new CRD can lag a moment: retry the valid create until served.
-    wait_for(lambda: create("good", {"replicas": 2, "mode": "safe"}), timeout=30,
-             message="creating a valid Widget")
+    wait_for(
+        lambda: create("good", {"replicas": 2, "mode": "safe"}),
+        timeout=30,
+        message="creating a valid Widget",
+    )
 
     with pytest.raises(ApiException) as err:
         create("bad", {"replicas": 0, "mode": "reckless"})
@@ -334,7 +359,11 @@ def test_sandbox_status_audit_and_idempotent_up(sandbox: Any) -> None:
     status = sandbox.status()
     assert status.running
     assert {p.name for p in status.processes} >= {
-        "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
     }
     assert all(p.alive for p in status.processes)
     assert status.api_server_url and status.api_server_url.startswith("https://127.0.0.1:")

@@ -58,10 +58,13 @@ def test_certificates(tmp_path: Path) -> None:
 def test_stages_load_and_not_ready_stage_wins() -> None:
     docs = core.stage_documents()
     names = {d["metadata"]["name"] for d in docs}
-    assert {"sandbox-node-initialize", "sandbox-pod-ready", "sandbox-pod-not-ready",
-            "sandbox-pod-delete"} <= names
-    assert all(d["kind"] == "Stage" and d["apiVersion"] == "kwok.x-k8s.io/v1alpha1"
-               for d in docs)
+    assert {
+        "sandbox-node-initialize",
+        "sandbox-pod-ready",
+        "sandbox-pod-not-ready",
+        "sandbox-pod-delete",
+    } <= names
+    assert all(d["kind"] == "Stage" and d["apiVersion"] == "kwok.x-k8s.io/v1alpha1" for d in docs)
     not_ready = next(d for d in docs if d["metadata"]["name"] == "sandbox-pod-not-ready")
     assert not_ready["spec"]["weight"] == 1
     assert not_ready["spec"]["selector"]["matchLabels"] == {sandbox.NOT_READY_LABEL: "true"}

@@ -369,26 +369,64 @@ class Sandbox:
         shutil.rmtree(self.etcd_data_dir, ignore_errors=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
+    def _orphans(self) -> list[dict[str, Any]]:
+        """Processes of our binaries whose arguments point into this sandbox's state or etcd
+        data folder but that pids.json no longer lists (e.g. the state folder was deleted by
+        hand). Matching is by exact binary path and exact folder, never by name alone."""
+        binaries = {str(self.bin_dir / n) for n in (*COMPONENTS,)}
+        marks = (f"{self.state_dir}/", f"={self.etcd_data_dir}")
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                args = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if args and args[0] in binaries and any(m in a for a in args for m in marks):
+                found.append({"name": Path(args[0]).name, "pid": int(entry.name)})
+        return found
+
     def _stop_processes(self) -> None:
         records = [r for r in self._records() if self._is_ours(r)]
+        ours = {int(r["pid"]) for r in records}
+        records += [r for r in self._orphans() if r["pid"] not in ours]
         ours = {int(r["pid"]) for r in records}
         for name, proc in self._procs.items():
             if proc.poll() is None and proc.pid not in ours:
                 records.append({"name": name, "pid": proc.pid})
-        order = {n: i for i, n in enumerate(COMPONENTS)}
-        records.sort(key=lambda r: -order.get(str(r.get("name")), 0))
+        # Clients first, then the API server (it drains in ~1 s while etcd is still there),
+        # then etcd; SIGKILL whatever has not exited after a few seconds.
+        waves = (
+            {"kwok", "kube-scheduler", "kube-controller-manager"},
+            {"kube-apiserver"},
+            {"etcd"},
+        )
+        known = set().union(*waves)
+        for wave in waves:
+            group = [
+                r for r in records
+                if r.get("name") in wave or (wave == waves[0] and r.get("name") not in known)
+            ]
+            self._terminate(group, grace=5.0)
+        self._reap()
+        self._procs.clear()
+
+    def _terminate(self, records: list[dict[str, Any]], grace: float) -> None:
+        if not records:
+            return
         self._signal_all(records, signal.SIGTERM)
-        deadline = time.monotonic() + 8
-        while time.monotonic() < deadline and any(self._alive(r) for r in records):
-            self._reap()
-            time.sleep(0.1)
-        self._signal_all([r for r in records if self._alive(r)], signal.SIGKILL)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(self._alive(r) for r in records):
             self._reap()
             time.sleep(0.05)
-        self._reap()
-        self._procs.clear()
+        left = [r for r in records if self._alive(r)]
+        if left:
+            self._signal_all(left, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and any(self._alive(r) for r in left):
+                self._reap()
+                time.sleep(0.05)
 
     def _alive(self, record: dict[str, Any]) -> bool:
         return _proc_start_time(int(record["pid"])) is not None
