@@ -49,10 +49,13 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Any]:
             print(f"[sandbox] {msg}", flush=True)
 
     was_running = box.status().running
+    failure = None
     try:
         box.up(progress=progress)
     except SandboxError as exc:
-        pytest.fail(f"the sandbox could not start:\n{exc}", pytrace=False)
+        failure = str(exc)
+    if failure is not None:  # fail (never skip) with the sandbox's own explanation
+        pytest.fail(f"the sandbox could not start:\n{failure}", pytrace=False)
     yield box
     if not was_running:
         box.down()
@@ -97,7 +100,7 @@ def _namespace_name(test_name: str) -> str:
 def namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards."""
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     core = client.CoreV1Api(api_client)
     name = _namespace_name(request.node.name)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from aidbox_operator.sandbox import NOT_READY_LABEL, ZONE_LABEL
 from helpers import wait_for

@@ -12,7 +12,7 @@ from .core import (
     Sandbox,
     SandboxStatus,
 )
-from .errors import SandboxError
+from .errors import PortBusyError, SandboxError
 
 __all__ = [
     "ETCD_VERSION",
@@ -21,6 +21,7 @@ __all__ = [
     "NOT_READY_LABEL",
     "ZONES",
     "ZONE_LABEL",
+    "PortBusyError",
     "ProcessStatus",
     "Sandbox",
     "SandboxError",

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from . import build, pki
-from .errors import SandboxError
+from .errors import PortBusyError, SandboxError
 
 NOT_READY_LABEL = "sandbox.aidbox.io/not-ready"
 NODE_LABEL_SELECTOR = "type=kwok"
@@ -405,7 +405,8 @@ class Sandbox:
         known = set().union(*waves)
         for wave in waves:
             group = [
-                r for r in records
+                r
+                for r in records
                 if r.get("name") in wave or (wave == waves[0] and r.get("name") not in known)
             ]
             self._terminate(group, grace=5.0)
@@ -459,11 +460,18 @@ class Sandbox:
             progress("cleaning up stale sandbox state")
             self.down()
         started = time.monotonic()
-        try:
-            self._start(bins, progress)
-        except BaseException:
-            self._stop_processes()
-            raise
+        for attempt in (1, 2):
+            try:
+                self._start(bins, progress)
+                break
+            except PortBusyError:
+                self.down()
+                if attempt == 2:
+                    raise
+                progress("a chosen port was taken meanwhile; retrying with new ports")
+            except BaseException:
+                self._stop_processes()
+                raise
         progress(
             f"sandbox up in {time.monotonic() - started:.1f}s: {self.api_server_url}, "
             f"{self.nodes} nodes; export KUBECONFIG={self.kubeconfig}"
@@ -499,7 +507,8 @@ class Sandbox:
                     f"\nA port on {LOOPBACK} was taken by another process between choosing and "
                     f"binding it (ports: {busy}). Run the sandbox `down` and `up` again."
                 )
-            raise SandboxError(
+            error = PortBusyError if hint else SandboxError
+            raise error(
                 f"{name} exited with code {code} while the sandbox was starting.{hint}\n"
                 f"Last lines of {log}:\n{text}"
             )
