@@ -380,3 +380,51 @@ def test_sandbox_status_audit_and_idempotent_up(sandbox: Any) -> None:
         return False
 
     wait_for(admin_seen, timeout=10, message="sandbox-admin requests in the audit log")
+
+
+def test_pdb_blocks_eviction_and_jobs_complete(api_client: Any, namespace: str) -> None:
+    core = client.CoreV1Api(api_client)
+    apps = client.AppsV1Api(api_client)
+    policy = client.PolicyV1Api(api_client)
+    batch = client.BatchV1Api(api_client)
+    apps.create_namespaced_deployment(namespace, _deployment("db", 3))
+    policy.create_namespaced_pod_disruption_budget(
+        namespace,
+        client.V1PodDisruptionBudget(
+            metadata=client.V1ObjectMeta(name="db"),
+            spec=client.V1PodDisruptionBudgetSpec(
+                max_unavailable=0,
+                selector=client.V1LabelSelector(match_labels={"app": "db"}),
+            ),
+        ),
+    )
+    wait_for(
+        lambda: (policy.read_namespaced_pod_disruption_budget_status("db", namespace).status
+                 .current_healthy) == 3,
+        timeout=60, message="PDB db sees 3 healthy pods",
+    )
+    victim = core.list_namespaced_pod(namespace, label_selector="app=db").items[0].metadata.name
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod_eviction(
+            victim, namespace,
+            client.V1Eviction(metadata=client.V1ObjectMeta(name=victim, namespace=namespace)),
+        )
+    assert err.value.status == 429
+    assert "disruption budget" in (err.value.body or "")
+
+    batch.create_namespaced_job(
+        namespace,
+        client.V1Job(
+            metadata=client.V1ObjectMeta(name="once"),
+            spec=client.V1JobSpec(
+                backoff_limit=0,
+                template=client.V1PodTemplateSpec(
+                    spec=client.V1PodSpec(restart_policy="Never", containers=[_container()])
+                ),
+            ),
+        ),
+    )
+    wait_for(
+        lambda: batch.read_namespaced_job_status("once", namespace).status.succeeded == 1,
+        timeout=60, message="Job once succeeded",
+    )
