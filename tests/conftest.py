@@ -48,17 +48,19 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Any]:
         else:
             print(f"[sandbox] {msg}", flush=True)
 
-    was_running = box.status().running
+    session = box.session(progress)
     failure = None
     try:
-        box.up(progress=progress)
+        session.__enter__()
     except SandboxError as exc:
         failure = str(exc)
     if failure is not None:  # fail (never skip) with the sandbox's own explanation
         pytest.fail(f"the sandbox could not start:\n{failure}", pytrace=False)
-    yield box
-    if not was_running:
-        box.down()
+    try:
+        yield box
+    finally:
+        # Stops the sandbox unless it was running before or another session still uses it.
+        session.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")

@@ -353,7 +353,7 @@ def test_crd_structural_schema_rejects_invalid_object(api_client: Any, namespace
     assert "spec.replicas: Required value" in json.loads(err.value.body)["message"]
 
 
-def test_sandbox_status_audit_and_idempotent_up(sandbox: Any) -> None:
+def test_sandbox_status_audit_and_idempotent_up(sandbox: Any, sandbox_kubeconfig: Path) -> None:
     if sandbox is None:
         pytest.skip("only meaningful for the local sandbox")  # existing cluster: nothing to check
     status = sandbox.status()
@@ -399,14 +399,22 @@ def test_pdb_blocks_eviction_and_jobs_complete(api_client: Any, namespace: str) 
         ),
     )
     wait_for(
-        lambda: (policy.read_namespaced_pod_disruption_budget_status("db", namespace).status
-                 .current_healthy) == 3,
-        timeout=60, message="PDB db sees 3 healthy pods",
+        lambda: (
+            (
+                policy.read_namespaced_pod_disruption_budget_status(
+                    "db", namespace
+                ).status.current_healthy
+            )
+            == 3
+        ),
+        timeout=60,
+        message="PDB db sees 3 healthy pods",
     )
     victim = core.list_namespaced_pod(namespace, label_selector="app=db").items[0].metadata.name
     with pytest.raises(ApiException) as err:
         core.create_namespaced_pod_eviction(
-            victim, namespace,
+            victim,
+            namespace,
             client.V1Eviction(metadata=client.V1ObjectMeta(name=victim, namespace=namespace)),
         )
     assert err.value.status == 429
@@ -426,5 +434,6 @@ def test_pdb_blocks_eviction_and_jobs_complete(api_client: Any, namespace: str) 
     )
     wait_for(
         lambda: batch.read_namespaced_job_status("once", namespace).status.succeeded == 1,
-        timeout=60, message="Job once succeeded",
+        timeout=60,
+        message="Job once succeeded",
     )

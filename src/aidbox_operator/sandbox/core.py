@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import http.client
 import json
@@ -20,7 +21,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -450,8 +451,45 @@ class Sandbox:
                 pass
 
     # -- start
+    @contextlib.contextmanager
+    def _flock(self, suffix: str, mode: int) -> Iterator[bool]:
+        """flock a file next to the state folder (it outlives down()); yields False if a
+        non-blocking lock was refused."""
+        path = self.state_dir.parent / f".{self.state_dir.name}.{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            try:
+                fcntl.flock(fh, mode)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def session(self, progress: Progress = print) -> Iterator[Sandbox]:
+        """Use the sandbox for a while (e.g. a pytest session): up() on entry; on exit, down()
+        only if it was not running before and no other session is still using it."""
+        with self._flock("users", fcntl.LOCK_SH):
+            was_running = self.status().running
+            self.up(progress)
+            yield self
+        if was_running:
+            return
+        with self._flock("users", fcntl.LOCK_EX | fcntl.LOCK_NB) as alone:
+            if alone:
+                self.down()
+            else:
+                progress("sandbox left running: another session is still using it")
+
     def up(self, progress: Progress = print) -> None:
         """Build if needed, start everything and wait until the API and all nodes are ready."""
+        with self._flock("up.lock", fcntl.LOCK_EX):
+            self._up(progress)
+
+    def _up(self, progress: Progress) -> None:
         if self.status().running:
             progress(f"sandbox already up: {self.api_server_url} (kubeconfig {self.kubeconfig})")
             return
