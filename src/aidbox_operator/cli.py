@@ -99,6 +99,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reference(args: argparse.Namespace) -> int:
+    from aidbox_operator.model.reference import field_reference
+
+    sys.stdout.write(field_reference())
+    return 0
+
+
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from aidbox_operator.sandbox import Sandbox, SandboxError
 
@@ -116,6 +123,10 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             return 0 if status.running else 3
         elif args.action == "kubeconfig":
             print(sandbox.kubeconfig)
+        elif args.action == "env":
+            # For `eval "$(aidbox-operator sandbox env)"`: kubectl of the sandbox's version.
+            print(f"export KUBECONFIG={sandbox.kubeconfig}")
+            print(f'export PATH="{sandbox.bin_dir}:$PATH"')
     except SandboxError as err:
         print(f"sandbox: {err}", file=sys.stderr)
         return 1
@@ -167,8 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     crd.add_argument("--check", type=Path, help="exit 1 if this file differs from the model")
     crd.set_defaults(func=_cmd_crd)
 
+    reference = sub.add_parser("reference", help="print the spec field reference (Markdown)")
+    reference.set_defaults(func=_cmd_reference)
+
     sandbox = sub.add_parser("sandbox", help="the local Kubernetes control plane")
-    sandbox.add_argument("action", choices=("up", "down", "status", "kubeconfig"))
+    sandbox.add_argument("action", choices=("up", "down", "status", "kubeconfig", "env"))
     sandbox.set_defaults(func=_cmd_sandbox)
     return parser
 

@@ -18,7 +18,7 @@ from aidbox_operator.model.constants import (
     SHORT_NAME,
     SINGULAR,
 )
-from aidbox_operator.model.spec import ROOT_VALIDATIONS, SPEC_VALIDATIONS, AidboxClusterSpec
+from aidbox_operator.model.spec import ROOT_VALIDATIONS, AidboxClusterSpec
 from aidbox_operator.model.status import ClusterStatus
 
 Schema = dict[str, Any]
@@ -72,7 +72,6 @@ def model_schema(model: type[BaseModel]) -> Schema:
 
 def spec_schema() -> Schema:
     schema = model_schema(AidboxClusterSpec)
-    schema["x-kubernetes-validations"] = SPEC_VALIDATIONS
     schema["default"] = {}
     return schema
 

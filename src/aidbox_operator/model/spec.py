@@ -33,9 +33,13 @@ IntOrPercent = Annotated[
     WithJsonSchema(
         {
             "x-kubernetes-int-or-string": True,
-            "anyOf": [
-                {"type": "integer", "minimum": 0},
-                {"type": "string", "pattern": r"^[0-9]+%$"},
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            # A structural schema allows no constraints inside this anyOf: check with CEL.
+            "x-kubernetes-validations": [
+                {
+                    "rule": "type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",
+                    "message": "must be a whole number >= 0 or a percentage such as 25%",
+                }
             ],
         }
     ),
@@ -143,6 +147,17 @@ class ServiceSpec(KubeModel):
 
 class EnvVar(KubeModel):
     """An extra environment variable, as in a container's env."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.value) && has(self.valueFrom))",
+                    "message": "an env entry sets either value or valueFrom, not both",
+                }
+            ]
+        }
+    )
 
     name: str = Field(min_length=1, description="Variable name.")
     value: str | None = Field(default=None, description="Literal value.")
@@ -271,7 +286,17 @@ class AidboxClusterSpec(KubeModel):
     )
     service: ServiceSpec = Field(default_factory=ServiceSpec, description="The cluster's Service.")
     pod_labels: dict[str, LabelValue] = Field(
-        default_factory=dict, description="Extra labels on the pods."
+        default_factory=dict,
+        description="Extra labels on the pods.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!('{NAME_LABEL}' in self) && !('{INSTANCE_LABEL}' in self)",
+                    "message": f"podLabels must not set {NAME_LABEL} or {INSTANCE_LABEL}: the "
+                    "operator uses them to select the cluster's pods",
+                }
+            ]
+        },
     )
     pod_annotations: dict[str, str] = Field(
         default_factory=dict, description="Extra annotations on the pods."
@@ -330,20 +355,6 @@ class AidboxClusterSpec(KubeModel):
     def secret_name(self, cluster_name: str) -> str:
         return self.secret_ref.name or cluster_name
 
-
-SPEC_VALIDATIONS = [
-    {
-        "rule": f"!('{NAME_LABEL}' in self.podLabels) && !('{INSTANCE_LABEL}' in self.podLabels)",
-        "message": f"podLabels must not set {NAME_LABEL} or {INSTANCE_LABEL}: the operator uses "
-        "them to select the cluster's pods",
-        "fieldPath": ".podLabels",
-    },
-    {
-        "rule": "self.env.all(e, !(has(e.value) && has(e.valueFrom)))",
-        "message": "an env entry sets either value or valueFrom, not both",
-        "fieldPath": ".env",
-    },
-]
 
 ROOT_VALIDATIONS = [
     {

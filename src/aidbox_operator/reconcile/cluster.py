@@ -67,7 +67,8 @@ def utc_now() -> str:
 class PassResult:
     """What one pass did, for metrics and tests."""
 
-    changes: list[str] = field(default_factory=list)
+    # (Event reason, message) for each real change made.
+    changes: list[tuple[str, str]] = field(default_factory=list)
     status_written: bool = False
     blocked: str = ""
     phase: str = ""
@@ -79,6 +80,11 @@ def _config_hash_of(deployment: dict[str, Any]) -> str | None:
     annotations = template.get("metadata", {}).get("annotations") or {}
     value = annotations.get(CONFIG_HASH_ANNOTATION)
     return str(value) if value is not None else None
+
+
+def _observed_by_controller(deployment: dict[str, Any]) -> bool:
+    observed = (deployment.get("status") or {}).get("observedGeneration", 0)
+    return bool(observed >= deployment["metadata"].get("generation", 0))
 
 
 def version_blocker(cluster: AidboxCluster) -> Blocker | None:
@@ -168,10 +174,8 @@ class ClusterReconciler:
         await self._report(
             body, key, previous, cluster, blocker, missing, cluster.spec.replicas, result
         )
-        for change in result.changes:
-            await self.recorder.record(
-                body, "Normal", change.split(" ", 1)[0], change, self.clock()
-            )
+        for reason, message in result.changes:
+            await self.recorder.record(body, "Normal", reason, message, self.clock())
         result.seconds = time.monotonic() - started
         return result
 
@@ -247,8 +251,15 @@ class ClusterReconciler:
         if absent:
             data = await generate_key_data(absent)
             if not existing.exists:
-                body = await self.client.create(SECRETS, ns, build_keys_secret(cluster, data))
-                result.changes.append(f"Created Secret {name} with shared JWT keys")
+                try:
+                    body = await self.client.create(SECRETS, ns, build_keys_secret(cluster, data))
+                except ApiError as err:
+                    if not err.conflict:
+                        raise
+                    # Created meanwhile (by a previous leader): keep those keys, never replace.
+                    self.store.configs.pop(("Secret", ns, name), None)
+                    raise
+                result.changes.append(("Created", f"Secret {name} with shared JWT keys"))
             else:
                 # Add only what is missing: existing keys are never regenerated.
                 body = await self.client.request(
@@ -258,11 +269,13 @@ class ClusterReconciler:
                     content_type="application/merge-patch+json",
                     verb="patch",
                 )
-                result.changes.append(f"Updated Secret {name}: added {', '.join(sorted(absent))}")
+                result.changes.append(
+                    ("Updated", f"Secret {name}: added {', '.join(sorted(absent))}")
+                )
             self.store.put_config("Secret", ns, name, body)
         return tuple(k for k in (*AUTH_KEYS, CLUSTER_SECRET_KEY) if k in wanted)
 
-    async def _apply(self, manifest: dict[str, Any]) -> str | None:
+    async def _apply(self, manifest: dict[str, Any]) -> tuple[str, str] | None:
         kind = manifest["kind"]
         meta = manifest["metadata"]
         applied_hash = stable_hash(manifest)
@@ -297,9 +310,11 @@ class ClusterReconciler:
             note = " (referenced configuration changed: rolling restart)"
         body = await self.client.apply(manifest)
         self.store.put_child(body)
-        return f"{action} {kind} {meta['name']}{note}"
+        return action, f"{kind} {meta['name']}{note}"
 
-    async def _prune(self, cluster: AidboxCluster, manifests: list[dict[str, Any]]) -> list[str]:
+    async def _prune(
+        self, cluster: AidboxCluster, manifests: list[dict[str, Any]]
+    ) -> list[tuple[str, str]]:
         """Delete children the spec no longer wants (a PDB once replicas drop below 2)."""
         wanted = {m["kind"] for m in manifests}
         changes = []
@@ -311,7 +326,7 @@ class ClusterReconciler:
                 await self.client.delete(kind, cluster.namespace, cluster.name)
                 self.store.drop_child(kind.kind, cluster.namespace, cluster.name)
                 self.store.mark_absent(kind.kind, cluster.namespace, cluster.name)
-                changes.append(f"Deleted {kind.kind} {cluster.name}")
+                changes.append(("Deleted", f"{kind.kind} {cluster.name}"))
         return changes
 
     # -- status and events -----------------------------------------------------------------
@@ -328,6 +343,10 @@ class ClusterReconciler:
     ) -> None:
         namespace, name = key
         deployment = await self._observed_child("Deployment", namespace, name)
+        if blocker is None and deployment is not None and not _observed_by_controller(deployment):
+            # The Deployment controller has not seen the latest change yet (an annotation edit
+            # bumps a Deployment's generation too); its next status update brings us back.
+            return
         if cluster is not None and not cluster.spec.manage_replicas and deployment:
             desired = int(deployment["spec"].get("replicas", desired))
         selector = selector_string(cluster) if cluster else previous.selector

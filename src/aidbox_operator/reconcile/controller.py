@@ -126,7 +126,11 @@ class Controller:
             PHASES.set(key, result.phase)
         self._failures.pop(key, None)
         if result.changes or result.status_written:
-            log.debug("reconciled: %s", ", ".join(result.changes) or "status", extra=extra)
+            log.debug(
+                "reconciled: %s",
+                ", ".join(f"{r} {m}" for r, m in result.changes) or "status",
+                extra=extra,
+            )
 
     def _retry(self, key: Key, err: BaseException, extra: dict[str, str]) -> None:
         self.errors += 1

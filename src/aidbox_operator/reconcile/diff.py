@@ -18,7 +18,8 @@ def _same_quantity(desired: Any, observed: Any) -> bool:
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value == {} or value == []
+    # The API server omits zero values of non-pointer fields (`minReadySeconds: 0`, `false`).
+    return value is None or value in ({}, [], 0, "") or value is False
 
 
 def is_subset(desired: Any, observed: Any, *, quantities: bool = False) -> bool:

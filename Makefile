@@ -1,0 +1,47 @@
+# All set-up happens here: a fresh machine needs only python3 (3.11+) and Go (1.26+).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test lint unit integration e2e crd reference down clean bench demo
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## make run: the operator on the local sandbox with examples/ha.yaml applied
+run: $(BIN)/.installed
+	VENV=$(VENV) scripts/run.sh
+
+## make test: lint, type checks, layer contracts, then every test (builds the sandbox on first use)
+test: lint
+	$(BIN)/pytest -ra $(PYTEST_ARGS) tests
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/aidbox-operator crd --check crds/aidboxcluster.yaml
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/unit
+
+integration: $(BIN)/.installed
+	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/integration
+
+e2e: $(BIN)/.installed
+	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/e2e
+
+## regenerate generated files from the model
+crd: $(BIN)/.installed
+	$(BIN)/aidbox-operator crd -o crds/aidboxcluster.yaml
+
+down: $(BIN)/.installed
+	$(BIN)/aidbox-operator sandbox down
+
+clean: down
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

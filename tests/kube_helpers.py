@@ -1,0 +1,157 @@
+"""Small synchronous helpers over the official client for tests."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from helpers import wait_for
+
+GROUP, VERSION, PLURAL = "aidbox.io", "v1alpha1", "aidboxclusters"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def apply(api: client.ApiClient, manifest: dict[str, Any], manager: str = "tests") -> Any:
+    dyn = DynamicClient(api)
+    resource = dyn.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+    return dyn.server_side_apply(
+        resource,
+        body=manifest,
+        namespace=manifest["metadata"].get("namespace"),
+        field_manager=manager,
+        force_conflicts=True,
+    )
+
+
+def install_crd(api: client.ApiClient) -> None:
+    crd = yaml.safe_load((REPO / "crds" / "aidboxcluster.yaml").read_text())
+    apply(api, crd)
+    ext = client.ApiextensionsV1Api(api)
+
+    def established() -> bool:
+        got = ext.read_custom_resource_definition(crd["metadata"]["name"])
+        return any(
+            c.type == "Established" and c.status == "True" for c in got.status.conditions or []
+        )
+
+    wait_for(established, timeout=30, message="CRD Established")
+    # Discovery of the new kind can lag the Established condition a little.
+    wait_for(lambda: _kind_served(api), timeout=30, message="AidboxCluster kind served")
+
+
+def _kind_served(api: client.ApiClient) -> bool:
+    try:
+        client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, PLURAL, limit=1)
+        return True
+    except ApiException:
+        return False
+
+
+def cluster_manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AidboxCluster",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def create_cluster(api: client.ApiClient, name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    result: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, cluster_manifest(name, namespace, **spec)
+    )
+    return result
+
+
+def get_cluster(api: client.ApiClient, name: str, namespace: str) -> dict[str, Any]:
+    result: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name
+    )
+    return result
+
+
+def patch_spec(api: client.ApiClient, name: str, namespace: str, spec: dict[str, Any]) -> None:
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name, {"spec": spec}
+    )
+
+
+def condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
+    for cond in (body.get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return {}
+
+
+def wait_condition(
+    api: client.ApiClient,
+    name: str,
+    namespace: str,
+    type_: str,
+    status: str = "True",
+    reason: str | None = None,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        body = get_cluster(api, name, namespace)
+        cond = condition(body, type_)
+        matches = cond.get("status") == status and reason in (None, cond.get("reason"))
+        current = (body.get("status") or {}).get("observedGeneration") == body["metadata"][
+            "generation"
+        ]
+        return body if matches and current else None
+
+    return wait_for(
+        check, timeout=timeout, message=f"{namespace}/{name} {type_}={status} ({reason})"
+    )
+
+
+def make_config(
+    api: client.ApiClient,
+    name: str,
+    namespace: str,
+    data: dict[str, str] | None = None,
+    secret: dict[str, str] | None = None,
+) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data=data or {"BOX_ID": name}),
+    )
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name),
+            string_data=secret or {"BOX_ADMIN_PASSWORD": "test-only-password"},
+        ),
+    )
+
+
+def events_for(api: client.ApiClient, name: str, namespace: str) -> list[client.CoreV1Event]:
+    events = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=AidboxCluster"
+    )
+    return list(events.items)
+
+
+def ready_endpoints(api: client.ApiClient, service: str, namespace: str) -> set[str]:
+    slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+        namespace, label_selector=f"kubernetes.io/service-name={service}"
+    )
+    found = set()
+    for s in slices.items:
+        for ep in s.endpoints or []:
+            if ep.conditions and ep.conditions.ready and ep.target_ref:
+                found.add(ep.target_ref.name)
+    return found
+
+
+def stopwatch() -> Any:
+    start = time.monotonic()
+    return lambda: time.monotonic() - start
