@@ -155,3 +155,22 @@ def ready_endpoints(api: client.ApiClient, service: str, namespace: str) -> set[
 def stopwatch() -> Any:
     start = time.monotonic()
     return lambda: time.monotonic() - start
+
+
+def wait_event(
+    api: client.ApiClient,
+    name: str,
+    namespace: str,
+    reason: str,
+    type_: str | None = None,
+    timeout: float = 10,
+) -> client.CoreV1Event:
+    """Events are posted right after the status write that announces them: wait a moment."""
+
+    def find() -> client.CoreV1Event | None:
+        for event in events_for(api, name, namespace):
+            if event.reason == reason and type_ in (None, event.type):
+                return event
+        return None
+
+    return wait_for(find, timeout=timeout, message=f"{type_ or ''} event {reason} on {name}")

@@ -41,7 +41,7 @@ class OperatorProcess:
                 "-m",
                 "aidbox_operator",
                 "run",
-                "--all-namespaces",
+                *(() if "--namespace" in self.extra_args else ("--all-namespaces",)),
                 "--metrics-port",
                 str(self.metrics_port),
                 "--metrics-address",

@@ -57,5 +57,7 @@ class EventRecorder:
                 "POST", EVENTS.path(meta["namespace"]), body=event, verb="create"
             )
         except ApiError as err:
-            # An Event is a courtesy: failing to post one must not fail the reconcile.
-            log.warning("could not post event %s: %s", reason, err)
+            # An Event is a courtesy: failing to post one must not fail the reconcile. In a
+            # namespace being deleted nothing can be created, which is expected.
+            level = logging.DEBUG if "being terminated" in err.message else logging.WARNING
+            log.log(level, "could not post event %s: %s", reason, err)

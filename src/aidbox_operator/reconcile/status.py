@@ -148,7 +148,7 @@ def compute_status(
             degraded = _cond(DEGRADED, True, problems[0].reason, _describe(problems), g)
         elif complete and ready < desired_replicas:
             degraded = _cond(DEGRADED, True, "ReplicasNotReady", ready_text, g)
-        elif desired_replicas >= 2 and ready >= 2 and len(ready_nodes) == 1:
+        elif complete and desired_replicas >= 2 and ready >= 2 and len(ready_nodes) == 1:
             degraded = _cond(
                 DEGRADED,
                 True,
