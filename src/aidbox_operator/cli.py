@@ -80,12 +80,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = str(args.kubeconfig)
-    os.environ[handlers.WORKERS_ENV] = str(args.workers)
     configure_logging(args.log_format, args.verbose)
     if args.metrics_port:
         from aidbox_operator.metrics import serve
 
         serve(args.metrics_port, args.metrics_address)
+    lease = ""
+    if args.leader_elect:
+        namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE") or "default"
+        lease = f"{namespace}/{args.leader_election_name}"
+    options = handlers.RunOptions(
+        workers=args.workers, leader_lease=lease, lease_seconds=args.lease_seconds
+    )
     namespaces = args.namespace or []
     clusterwide = args.all_namespaces or not namespaces
     asyncio.run(
@@ -94,6 +100,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             namespaces=[] if clusterwide else namespaces,
             standalone=True,
             liveness_endpoint=args.health_endpoint,
+            memo=kopf.Memo(options=options),
         )
     )
     return 0
@@ -166,6 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics at /metrics on this port (0: off)",
     )
     run.add_argument("--metrics-address", default="0.0.0.0", help="address for /metrics")
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="elect one active replica through a Lease (for running several)",
+    )
+    run.add_argument(
+        "--leader-election-namespace",
+        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
+    )
+    run.add_argument("--leader-election-name", default="aidbox-operator", help="Lease name")
+    run.add_argument(
+        "--lease-seconds",
+        type=int,
+        default=15,
+        help="a standby takes over this long after the leader stops renewing",
+    )
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)
 

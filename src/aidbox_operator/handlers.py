@@ -7,8 +7,13 @@ de-duplicates events into a work queue and reconciles level-triggered.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import signal
+import socket
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
@@ -16,9 +21,9 @@ import kopf
 from aidbox_operator.model import API_GROUP, API_VERSION, PLURAL
 from aidbox_operator.model.constants import MANAGED_BY, MANAGED_BY_LABEL
 from aidbox_operator.reconcile import Controller, connect
+from aidbox_operator.reconcile.leader import LeaderElector
 
 OWNED = {MANAGED_BY_LABEL: MANAGED_BY}
-WORKERS_ENV = "AIDBOX_OPERATOR_WORKERS"
 
 
 def _body(event: kopf.RawEvent) -> dict[str, Any]:
@@ -30,8 +35,24 @@ def _controller(memo: Any) -> Controller:
     return controller
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What `aidbox-operator run` was asked for; handed to the handlers through kopf's memo."""
+
+    workers: int = 8
+    # "namespace/name" of the Lease to elect a leader with; empty runs without election.
+    leader_lease: str = ""
+    lease_seconds: int = 15
+    identity: str = field(
+        default_factory=lambda: (
+            os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+        )
+    )
+
+
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    options: RunOptions = memo.get("options") or RunOptions()
     # The operator posts its own Events, once per real change; kopf's would repeat.
     settings.posting.enabled = False
     settings.watching.server_timeout = 600
@@ -39,13 +60,37 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # "Handler succeeded" for every watch event is noise at INFO.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     client = await connect()
-    controller = Controller(client, workers=int(os.environ.get(WORKERS_ENV, "8")))
-    controller.start()
+    controller = Controller(client, workers=options.workers)
     memo["controller"] = controller
+    if options.leader_lease:
+        namespace, name = options.leader_lease.split("/", 1)
+        controller.pause()  # standby until elected; watches keep the cache warm meanwhile
+
+        def lost() -> None:
+            controller.pause()
+            # Another replica leads now: restart clean as a standby rather than risk two writers.
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        elector = LeaderElector(
+            client,
+            namespace,
+            name,
+            options.identity,
+            options.lease_seconds,
+            on_started=controller.resume,
+            on_stopped=lost,
+        )
+        memo["elector"] = asyncio.create_task(elector.run(), name="leader-election")
+    controller.start()
 
 
 @kopf.on.cleanup()
-async def stop(memo: kopf.Memo, **_: Any) -> None:
+async def stop(memo: Any, **_: Any) -> None:
+    elector: asyncio.Task[None] | None = memo.get("elector")
+    if elector is not None:
+        elector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await elector  # releases the lease
     controller = _controller(memo)
     await controller.stop()
     await controller.client.close()

@@ -37,6 +37,14 @@ CONFIG_ROLLOUTS = Counter(
     "Rolling restarts started because a referenced ConfigMap or Secret changed.",
     registry=REGISTRY,
 )
+LEADER = Gauge(
+    "aidbox_operator_leader", "1 while this replica holds the leader lease.", registry=REGISTRY
+)
+QUEUE_DEPTH = Gauge(
+    "aidbox_operator_queue_depth",
+    "Clusters waiting for or in a reconcile pass (0: everything is in sync).",
+    registry=REGISTRY,
+)
 WRITE_VERBS = frozenset({"apply", "create", "patch", "update", "delete"})
 
 

@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Any
 
-from aidbox_operator.metrics import PHASES, RECONCILE_SECONDS, RECONCILES
+from aidbox_operator.metrics import PHASES, QUEUE_DEPTH, RECONCILE_SECONDS, RECONCILES
 from aidbox_operator.reconcile.cluster import ClusterReconciler
 from aidbox_operator.reconcile.events import EventRecorder
 from aidbox_operator.reconcile.kube import ApiError, KubeClient
@@ -32,6 +32,9 @@ class Controller:
         self._failures: dict[Key, int] = {}
         self.reconciles = 0
         self.errors = 0
+        # Workers take work only while this replica leads (always, without leader election).
+        self.leading = asyncio.Event()
+        self.leading.set()
 
     # -- watch events ------------------------------------------------------------------------
     def observe_cluster(self, event_type: str | None, body: dict[str, Any]) -> None:
@@ -95,13 +98,24 @@ class Controller:
                 await task
         self._tasks = []
 
+    def pause(self) -> None:
+        self.leading.clear()
+
+    def resume(self) -> None:
+        """Start reconciling, beginning with every cluster seen while on standby."""
+        self.leading.set()
+        for key in list(self.store.clusters):
+            self.queue.add(key)
+
     async def _work(self) -> None:
         while True:
+            await self.leading.wait()
             key = await self.queue.get()
             try:
                 await self.reconcile(key)
             finally:
                 self.queue.done(key)
+                QUEUE_DEPTH.set(self.queue.depth)
 
     async def reconcile(self, key: Key) -> None:
         namespace, name = key
@@ -112,6 +126,10 @@ class Controller:
             result = await self.reconciler.reconcile(key)
         except (TimeoutError, ApiError, OSError) as err:
             RECONCILES.labels(result="error").inc()
+            if isinstance(err, ApiError) and "being terminated" in err.message:
+                # The namespace is going away with everything in it; nothing to repair.
+                log.debug("namespace is being deleted", extra=extra)
+                return
             self._retry(key, err, extra)
             return
         except Exception as err:  # a bug must not stop the other clusters

@@ -60,5 +60,9 @@ class WorkQueue(Generic[K]):
             timer.cancel()
 
     @property
+    def depth(self) -> int:
+        return len(self._pending | self._active | self._dirty)
+
+    @property
     def idle(self) -> bool:
         return not self._pending and not self._active
