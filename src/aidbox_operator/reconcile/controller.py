@@ -35,6 +35,7 @@ class Controller:
         # Workers take work only while this replica leads (always, without leader election).
         self.leading = asyncio.Event()
         self.leading.set()
+        QUEUE_DEPTH.set_function(lambda: self.queue.depth)
 
     # -- watch events ------------------------------------------------------------------------
     def observe_cluster(self, event_type: str | None, body: dict[str, Any]) -> None:
@@ -115,7 +116,6 @@ class Controller:
                 await self.reconcile(key)
             finally:
                 self.queue.done(key)
-                QUEUE_DEPTH.set(self.queue.depth)
 
     async def reconcile(self, key: Key) -> None:
         namespace, name = key
