@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit integration e2e crd reference down clean bench demo
+.PHONY: run test lint unit integration e2e generate down clean bench demo
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,10 @@ integration: $(BIN)/.installed
 e2e: $(BIN)/.installed
 	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/e2e
 
-## regenerate generated files from the model
-crd: $(BIN)/.installed
+## regenerate the files generated from the model (CRD, README field reference, golden files)
+generate: $(BIN)/.installed
 	$(BIN)/aidbox-operator crd -o crds/aidboxcluster.yaml
+	$(BIN)/aidbox-operator reference --readme README.md
 
 down: $(BIN)/.installed
 	$(BIN)/aidbox-operator sandbox down

@@ -109,7 +109,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_reference(args: argparse.Namespace) -> int:
     from aidbox_operator.model.reference import field_reference
 
-    sys.stdout.write(field_reference())
+    text = field_reference()
+    if args.readme:
+        start, end = "<!-- reference:start -->\n", "<!-- reference:end -->"
+        readme = args.readme.read_text()
+        head, rest = readme.split(start, 1)
+        args.readme.write_text(head + start + text + end + rest.split(end, 1)[1])
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -202,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     crd.set_defaults(func=_cmd_crd)
 
     reference = sub.add_parser("reference", help="print the spec field reference (Markdown)")
+    reference.add_argument("--readme", type=Path, help="rewrite the reference block of this file")
     reference.set_defaults(func=_cmd_reference)
 
     sandbox = sub.add_parser("sandbox", help="the local Kubernetes control plane")

@@ -119,3 +119,11 @@ def test_merge_conditions_keeps_transition_time_while_status_holds() -> None:
     before = [_cond("True", "t0")]
     assert merge_conditions(before, [_cond("True", "")], "t1")[0].last_transition_time == "t0"
     assert merge_conditions(before, [_cond("False", "")], "t1")[0].last_transition_time == "t1"
+
+
+def test_readme_field_reference_is_generated() -> None:
+    from aidbox_operator.model.reference import field_reference
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- reference:start -->\n", 1)[1].split("<!-- reference:end -->", 1)[0]
+    assert block == field_reference(), "regenerate the README's field reference"
