@@ -1,0 +1,111 @@
+"""Percentiles, the markdown table and the time-to-Ready plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in 0..100), like numpy's default."""
+    if not values:
+        return None
+    data = sorted(values)
+    pos = (len(data) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def r(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# (key, label, target, pass?(value) or None)
+ROWS: list[tuple[str, str, str]] = [
+    ("operator_s", "Convergence, operator (s)", ""),
+    ("baseline_s", "Convergence, baseline SSA (s)", ""),
+    ("convergence_ratio", "Ratio operator/baseline", "<= 1.25 at N=1000"),
+    ("ready_p50_s", "Per-cluster time-to-Ready p50 (s)", ""),
+    ("ready_p99_s", "Per-cluster time-to-Ready p99 (s)", ""),
+    ("baseline_ready_p50_s", "Baseline time-to-ready p50 (s)", ""),
+    ("baseline_ready_p99_s", "Baseline time-to-ready p99 (s)", ""),
+    ("requests_by_verb", "Operator requests in the burst, by verb", ""),
+    ("requests_per_cluster", "Operator requests per cluster, by verb", ""),
+    ("idle_requests_by_verb", "Requests during the idle window", ""),
+    ("idle_writes", "Writes during the idle window", "0"),
+    ("rss_idle_mb", "Operator RSS, 0 clusters (MB)", ""),
+    ("rss_loaded_mb", "Operator RSS, N clusters (MB)", ""),
+    ("rss_per_cluster_kb", "RSS growth per cluster (KB)", "< 50"),
+    ("drift_repair_p50_s", "Drift repair p50 (s)", ""),
+    ("drift_repair_p99_s", "Drift repair p99 (s)", "< 1"),
+    ("config_rollout_p50_s", "Config rollout p50 (s)", ""),
+    ("config_rollout_p99_s", "Config rollout p99 (s)", "< 1"),
+    ("restart_s", "Restart: all confirmed in sync (s)", "< 30 at N=1000"),
+    ("restart_writes", "Restart: writes", "0"),
+    ("operator_cpu_cores_burst", "Operator CPU in the burst (cores)", ""),
+    ("apiserver_cpu_cores_burst", "kube-apiserver CPU in the burst (cores)", ""),
+]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_num(v)}" for k, v in value.items()) or "none"
+    return _num(value)
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    runs = results["runs"]
+    head = "| Metric | " + " | ".join(f"N={run['n']}" for run in runs) + " | Target |"
+    sep = "|---|" + "---|" * len(runs) + "---|"
+    lines = [head, sep]
+    for key, label, target in ROWS:
+        cells = " | ".join(_cell(run.get(key)) for run in runs)
+        lines.append(f"| {label} | {cells} | {target} |")
+    m, v = results["machine"], results["versions"]
+    lines += [
+        "",
+        f"Machine: {m['cores']} cores ({m.get('cpu_model', '?')}), {m['memory_gb']} GB; "
+        f"{m['platform']}.",
+        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        f"Command: `{results['command']}`; took {results.get('total_s', 0):.0f} s.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(series: dict[int, dict[str, list[float]]], out: Path) -> bool:
+    """Sorted per-cluster time-to-Ready curves, operator vs baseline, one panel per N."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install '.[bench]')")
+        return False
+    sizes = sorted(series)
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5), squeeze=False)
+    for ax, n in zip(axes[0], sizes, strict=True):
+        for label, values in series[n].items():
+            data = sorted(values)
+            if not data:
+                continue
+            xs = [100 * (i + 1) / len(data) for i in range(len(data))]
+            ax.plot(xs, data, label=f"{label} (p99 {percentile(data, 99):.1f}s)")
+        ax.set_title(f"N={n}: per-cluster time from create to Ready")
+        ax.set_xlabel("clusters ready (%)")
+        ax.set_ylabel("seconds since its create")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return True
