@@ -46,3 +46,7 @@ down: $(BIN)/.installed
 
 clean: down
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+## make demo: a scripted tour on the sandbox (apply, kill a pod, config change, scale, clean up)
+demo: $(BIN)/.installed
+	$(BIN)/python scripts/demo.py

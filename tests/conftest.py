@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from helpers import wait_for
+from kube_helpers import install_crd
+from operator_process import OperatorProcess
 
 USE_EXISTING = os.environ.get("AIDBOX_TEST_USE_EXISTING_CLUSTER") == "1"
 _CLUSTER_DIRS = ("integration", "e2e")
@@ -125,3 +127,56 @@ def namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+@pytest.fixture(scope="session")
+def crd(api_client: Any) -> None:
+    install_crd(api_client)
+
+
+@pytest.fixture(scope="session")
+def operator_credentials(
+    crd: None, api_client: Any, sandbox: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A kubeconfig acting as the operator's own ServiceAccount, with the RBAC from deploy/:
+    every test that runs the operator also proves the RBAC is enough."""
+    from rbac import operator_kubeconfig
+
+    workdir = tmp_path_factory.mktemp("operator-sa")
+    return operator_kubeconfig(api_client, sandbox, workdir, namespace_pattern="t-*")
+
+
+@pytest.fixture(scope="session")
+def operator(
+    operator_credentials: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
+    # Tests that run an operator of their own use namespaces outside this pattern.
+    op = OperatorProcess(operator_credentials, log_path, ("--namespace", "t-*"))
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        if "is forbidden: User" in op.log_text():
+            pytest.fail(f"the operator was refused a request (RBAC); log: {log_path}")
+        print(f"\noperator log: {log_path}")
+
+
+@pytest.fixture
+def own_namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace the session operator does not watch, for tests that run their own."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    name = f"own-{secrets.token_hex(4)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", name),
+        timeout=30,
+        message=f"ServiceAccount default in {name}",
+    )
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")

@@ -71,6 +71,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        # Before the kubernetes client is imported: it reads KUBECONFIG once, at import.
+        os.environ["KUBECONFIG"] = str(args.kubeconfig)
     import asyncio
 
     import kopf
@@ -78,8 +81,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aidbox_operator import handlers  # registers the handlers with kopf
     from aidbox_operator.logs import configure_logging
 
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = str(args.kubeconfig)
     configure_logging(args.log_format, args.verbose)
     if args.metrics_port:
         from aidbox_operator.metrics import serve

@@ -117,6 +117,7 @@ def test_operator_pod_hardening(cluster_wide: list[dict[str, Any]]) -> None:
     assert args[args.index("--log-format") + 1] == "json"
     assert args[args.index("--health-endpoint") + 1] == "http://0.0.0.0:8080/healthz"
     assert args[args.index("--metrics-port") + 1] == "8081"
+    assert "--leader-elect" in args
     env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}) for e in container["env"]}
     assert env["POD_NAME"]["fieldPath"] == "metadata.name"
     assert env["POD_NAMESPACE"]["fieldPath"] == "metadata.namespace"
@@ -136,6 +137,7 @@ def test_single_namespace_overlay(single_namespace: list[dict[str, Any]]) -> Non
     container = _container(single_namespace)
     assert container["args"][:2] == ["--namespace", "$(WATCH_NAMESPACE)"]
     assert "--all-namespaces" not in container["args"]
+    assert "--leader-elect" in container["args"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["WATCH_NAMESPACE"] == watched
     cluster_rules = objs[("ClusterRole", "aidbox-operator-cluster")]["rules"]
@@ -149,6 +151,19 @@ def test_single_namespace_overlay(single_namespace: list[dict[str, Any]]) -> Non
 
 
 def test_server_side_dry_run_of_deploy(sandbox: Any, sandbox_kubeconfig: Path) -> None:
+    # A server-side dry run does not create the namespace that the other objects go into.
+    subprocess.run(
+        [
+            kubectl(sandbox),
+            "--kubeconfig",
+            str(sandbox_kubeconfig),
+            "create",
+            "namespace",
+            "aidbox-operator-system",
+        ],
+        capture_output=True,
+        check=False,
+    )
     out = subprocess.run(
         [
             kubectl(sandbox),

@@ -259,9 +259,10 @@ def test_version_rule(api_client: Any, namespace: str) -> None:
 
 
 def test_no_writes_at_steady_state(
-    api_client: Any, own_namespace: str, sandbox_kubeconfig: Path, tmp_path: Path
+    api_client: Any, own_namespace: str, operator_credentials: Path, tmp_path: Path
 ) -> None:
     namespace = own_namespace
+    sandbox_kubeconfig = operator_credentials
     # An operator of its own, watching only this namespace, so its counts are this test's.
     op = OperatorProcess(sandbox_kubeconfig, tmp_path / "operator.log", ("--namespace", namespace))
     op.start()

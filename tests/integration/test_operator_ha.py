@@ -15,6 +15,8 @@ from kube_helpers import create_cluster, get_cluster, make_config, patch_spec, w
 from operator_process import WRITE_VERBS, OperatorProcess
 
 LEASE_SECONDS = 6
+# Where deploy/ grants the operator its Lease.
+LEASE_NAMESPACE = "aidbox-operator-system"
 
 
 def _holder(api: Any, namespace: str) -> str:
@@ -33,15 +35,16 @@ def _writes(op: OperatorProcess) -> float:
 
 
 def test_one_leader_writes_and_standby_takes_over(
-    api_client: Any, own_namespace: str, sandbox_kubeconfig: Path, tmp_path: Path
+    api_client: Any, own_namespace: str, operator_credentials: Path, tmp_path: Path
 ) -> None:
     ns = own_namespace
+    sandbox_kubeconfig = operator_credentials  # both replicas run as the operator's account
     args = (
         "--namespace",
         ns,
         "--leader-elect",
         "--leader-election-namespace",
-        ns,
+        LEASE_NAMESPACE,
         "--lease-seconds",
         str(LEASE_SECONDS),
     )
@@ -50,7 +53,12 @@ def test_one_leader_writes_and_standby_takes_over(
     first.start()
     second.start()
     try:
-        holder = wait_for(lambda: _holder(api_client, ns), timeout=20, message="a lease holder")
+        ours = {_identity(first), _identity(second)}
+        holder = wait_for(
+            lambda: (h := _holder(api_client, LEASE_NAMESPACE)) in ours and h,
+            timeout=30,
+            message="one of the two replicas holding the lease",
+        )
         leader, standby = (first, second) if holder == _identity(first) else (second, first)
         assert holder == _identity(leader)
 
@@ -73,7 +81,7 @@ def test_one_leader_writes_and_standby_takes_over(
             message="3/3 by the new leader",
         )
         takeover = time.monotonic() - killed
-        assert _holder(api_client, ns) == _identity(standby)
+        assert _holder(api_client, LEASE_NAMESPACE) == _identity(standby)
 
         # A clean stop hands the lease over at once.
         leader.start()
