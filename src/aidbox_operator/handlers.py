@@ -104,6 +104,7 @@ async def cluster_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 @kopf.on.event("apps", "v1", "deployments", labels=OWNED)
 @kopf.on.event("", "v1", "services", labels=OWNED)
 @kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=OWNED)
+@kopf.on.event("monitoring.coreos.com", "v1", "servicemonitors", labels=OWNED)
 async def child_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _controller(memo).observe_child(event.get("type"), _body(event))
 

@@ -47,6 +47,10 @@ NEEDED = [
     ],
     *[(v, "policy", "poddisruptionbudgets", None, APP_NS, "x") for v in ("patch", "delete")],
     *[
+        (v, "monitoring.coreos.com", "servicemonitors", None, APP_NS, "x")
+        for v in ("get", "create", "patch", "delete")
+    ],
+    *[
         (verb, group, resource, None, None, None)
         for group, resource in (
             ("apps", "deployments"),

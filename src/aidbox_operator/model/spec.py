@@ -206,6 +206,35 @@ class RollingUpdate(KubeModel):
     )
 
 
+class ServiceMonitorSpec(KubeModel):
+    """A Prometheus Operator ServiceMonitor for Aidbox's metrics."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Keep a ServiceMonitor (needs the Prometheus Operator's CRD in the cluster).",
+    )
+    interval: str = Field(
+        default="30s", pattern=r"^[0-9]+(ms|s|m|h)$", description="Scrape interval."
+    )
+    labels: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        description="Labels on the ServiceMonitor, e.g. the one your Prometheus selects.",
+    )
+
+
+class MetricsSpec(KubeModel):
+    """Aidbox's own Prometheus metrics (/metrics, /metrics/minutes, /metrics/hours)."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Set BOX_METRICS_PORT and expose the port on the pods and the Service.",
+    )
+    port: Port = Field(default=8765, description="Metrics port (BOX_METRICS_PORT).")
+    service_monitor: ServiceMonitorSpec = Field(
+        default_factory=lambda: ServiceMonitorSpec(), description="Optional ServiceMonitor."
+    )
+
+
 class DisruptionBudgetSpec(KubeModel):
     """Limits voluntary disruption (node drains) so the cluster keeps serving."""
 
@@ -343,6 +372,10 @@ class AidboxClusterSpec(KubeModel):
     pod_disruption_budget: DisruptionBudgetSpec = Field(
         default_factory=lambda: DisruptionBudgetSpec(),
         description="PodDisruptionBudget kept while replicas >= 2.",
+    )
+    metrics: MetricsSpec = Field(
+        default_factory=lambda: MetricsSpec(),
+        description="Aidbox's Prometheus metrics: port, Service port and ServiceMonitor.",
     )
     auth_keys: AuthKeysSpec = Field(
         default_factory=lambda: AuthKeysSpec(),

@@ -34,6 +34,7 @@ from aidbox_operator.reconcile.kube import (
     KINDS_BY_NAME,
     PDBS,
     SECRETS,
+    SERVICE_MONITORS,
     ApiError,
     KubeClient,
     ResourceKind,
@@ -69,6 +70,8 @@ class PassResult:
 
     # (Event reason, message) for each real change made.
     changes: list[tuple[str, str]] = field(default_factory=list)
+    # (reason, message) of problems that do not stop the cluster but degrade it.
+    problems: list[tuple[str, str]] = field(default_factory=list)
     status_written: bool = False
     blocked: str = ""
     phase: str = ""
@@ -165,7 +168,21 @@ class ClusterReconciler:
             )
             manifests = render_cluster(cluster, RenderContext(digest, generated))
             for manifest in manifests:
-                change = await self._apply(manifest)
+                try:
+                    change = await self._apply(manifest)
+                except ApiError as err:
+                    if manifest["kind"] != "ServiceMonitor" or not err.not_found:
+                        raise
+                    # Optional extra whose CRD (Prometheus Operator) is not installed.
+                    result.problems.append(
+                        (
+                            "ServiceMonitorUnavailable",
+                            "spec.metrics.serviceMonitor.enabled is set but the cluster has no "
+                            "monitoring.coreos.com/v1 ServiceMonitor kind (install the Prometheus "
+                            "Operator's CRDs); the metrics port and Service port are in place",
+                        )
+                    )
+                    continue
                 if change:
                     result.changes.append(change)
             result.changes += await self._prune(cluster, manifests)
@@ -318,11 +335,12 @@ class ClusterReconciler:
         """Delete children the spec no longer wants (a PDB once replicas drop below 2)."""
         wanted = {m["kind"] for m in manifests}
         changes = []
-        for kind in (PDBS,):
+        for kind in (PDBS, SERVICE_MONITORS):
             if kind.kind in wanted:
                 continue
-            observed = await self._observed_child(kind.kind, cluster.namespace, cluster.name)
-            if observed is not None:
+            # Both kinds are watched: the store knows whether one exists (a late watch event
+            # re-queues the cluster), so pruning costs no request when there is nothing to do.
+            if self.store.child(kind.kind, cluster.namespace, cluster.name) is not None:
                 await self.client.delete(kind, cluster.namespace, cluster.name)
                 self.store.drop_child(kind.kind, cluster.namespace, cluster.name)
                 self.store.mark_absent(kind.kind, cluster.namespace, cluster.name)
@@ -359,6 +377,7 @@ class ClusterReconciler:
             pods=self.store.pods.get(key, {}).values(),
             blocker=blocker,
             missing=missing,
+            issues=result.problems,
             previous=previous,
             now=now,
         )

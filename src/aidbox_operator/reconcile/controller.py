@@ -19,6 +19,7 @@ from aidbox_operator.reconcile.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 DELETED = "DELETED"
 MAX_BACKOFF = 60.0
+PROBLEM_RETRY_SECONDS = 10.0
 
 
 class Controller:
@@ -140,6 +141,9 @@ class Controller:
         finally:
             RECONCILE_SECONDS.observe(time.monotonic() - started)
         RECONCILES.labels(result="blocked" if result.blocked else "success").inc()
+        if result.problems:
+            # Nothing announces that a missing optional kind got installed: look again later.
+            self.queue.add_after(key, PROBLEM_RETRY_SECONDS)
         if result.phase:
             PHASES.set(key, result.phase)
         self._failures.pop(key, None)

@@ -54,7 +54,10 @@ SECRETS = ResourceKind("v1", "Secret", "secrets")
 CONFIGMAPS = ResourceKind("v1", "ConfigMap", "configmaps")
 PODS = ResourceKind("v1", "Pod", "pods")
 EVENTS = ResourceKind("v1", "Event", "events")
-KINDS_BY_NAME = {k.kind: k for k in (DEPLOYMENTS, SERVICES, PDBS, SECRETS, CONFIGMAPS, PODS)}
+SERVICE_MONITORS = ResourceKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
+KINDS_BY_NAME = {
+    k.kind: k for k in (DEPLOYMENTS, SERVICES, PDBS, SECRETS, CONFIGMAPS, PODS, SERVICE_MONITORS)
+}
 
 
 class ApiError(Exception):

@@ -82,6 +82,7 @@ def compute_status(
     missing: list[str],
     previous: ClusterStatus,
     now: str,
+    issues: Iterable[tuple[str, str]] = (),
 ) -> ClusterStatus:
     pods = list(pods)
     dep_status = (deployment or {}).get("status") or {}
@@ -157,6 +158,8 @@ def compute_status(
                 "one node failure stops the cluster",
                 g,
             )
+        elif extra := list(issues):
+            degraded = _cond(DEGRADED, True, extra[0][0], "; ".join(m for _, m in extra), g)
         else:
             degraded = _cond(DEGRADED, False, "AsExpected", "", g)
         conditions = [ready_cond, progressing, degraded]

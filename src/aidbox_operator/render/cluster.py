@@ -8,7 +8,11 @@ from typing import Any
 from aidbox_operator.model import AidboxCluster
 from aidbox_operator.render.deployment import build_deployment
 from aidbox_operator.render.disruption import build_disruption_budget, wants_disruption_budget
-from aidbox_operator.render.service import build_service
+from aidbox_operator.render.service import (
+    build_service,
+    build_service_monitor,
+    wants_service_monitor,
+)
 
 
 @dataclass(frozen=True)
@@ -31,4 +35,6 @@ def render_cluster(
     ]
     if wants_disruption_budget(cluster):
         manifests.append(build_disruption_budget(cluster))
+    if wants_service_monitor(cluster):
+        manifests.append(build_service_monitor(cluster))
     return manifests

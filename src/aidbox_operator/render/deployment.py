@@ -45,6 +45,11 @@ def build_env(cluster: AidboxCluster, generated_keys: tuple[str, ...]) -> list[d
         # Aidbox listens on 8080 unless told otherwise; the probes and Service follow spec.port.
         for name in ("BOX_WEB_PORT", "AIDBOX_PORT"):
             env[name] = {"name": name, "value": str(port)}
+    if cluster.spec.metrics.enabled:
+        env["BOX_METRICS_PORT"] = {
+            "name": "BOX_METRICS_PORT",
+            "value": str(cluster.spec.metrics.port),
+        }
     keys_secret = auth_keys_secret_name(cluster)
     for key in generated_keys:
         env[key] = {"name": key, "valueFrom": {"secretKeyRef": {"name": keys_secret, "key": key}}}
@@ -62,6 +67,10 @@ def build_container(cluster: AidboxCluster, generated_keys: tuple[str, ...]) -> 
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
         "envFrom": build_env_from(cluster),
     }
+    if spec.metrics.enabled:
+        container["ports"].append(
+            {"name": "metrics", "containerPort": spec.metrics.port, "protocol": "TCP"}
+        )
     env = build_env(cluster, generated_keys)
     if env:
         container["env"] = env
