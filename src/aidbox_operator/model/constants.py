@@ -25,6 +25,9 @@ APPLIED_HASH_ANNOTATION = "aidbox.io/applied-hash"
 # Hash of the referenced ConfigMap/Secret data, on the pod template, so a change rolls the pods.
 CONFIG_HASH_ANNOTATION = "aidbox.io/config-hash"
 
+# "true" stops the operator from changing the cluster's children (status is still reported).
+PAUSED_ANNOTATION = "aidbox.io/paused"
+
 # Longest cluster name whose derived names (Service, pods, "-auth-keys" Secret) still fit in
 # a 63-character DNS label.
 MAX_NAME_LENGTH = 45

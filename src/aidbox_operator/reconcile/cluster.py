@@ -24,9 +24,10 @@ from aidbox_operator.model.constants import (
     APPLIED_HASH_ANNOTATION,
     CONFIG_HASH_ANNOTATION,
     MIN_HA_VERSION,
+    PAUSED_ANNOTATION,
     PLURAL,
 )
-from aidbox_operator.model.status import DEGRADED, READY
+from aidbox_operator.model.status import DEGRADED, PROGRESSING, READY
 from aidbox_operator.reconcile.diff import is_subset
 from aidbox_operator.reconcile.events import EventRecorder
 from aidbox_operator.reconcile.keys import build_keys_secret, generate_key_data
@@ -148,6 +149,14 @@ class ClusterReconciler:
             if required and not configs[(kind, cluster.namespace, name)].exists
         ]
         blocker = version_blocker(cluster)
+        if blocker is None and cluster.metadata.annotations.get(PAUSED_ANNOTATION) == "true":
+            blocker = Blocker(
+                "Paused",
+                f"reconciliation is paused by the {PAUSED_ANNOTATION} annotation: no change is "
+                "applied or repaired until it is removed; status is still reported",
+                invalid=False,
+                degrades=False,
+            )
         if blocker is None and missing:
             blocker = Blocker(
                 "MissingReference",
@@ -404,6 +413,14 @@ class ClusterReconciler:
             and (not old_ready or old_ready.status != "True")
         ):
             await self.recorder.record(body, "Normal", "ClusterReady", new_ready.message, now)
+        old_prog, new_prog = before.condition(PROGRESSING), after.condition(PROGRESSING)
+        was_paused = bool(old_prog and old_prog.reason == "Paused")
+        is_paused = bool(new_prog and new_prog.reason == "Paused")
+        if is_paused != was_paused:
+            message = new_prog.message if is_paused and new_prog else "reconciliation resumed"
+            await self.recorder.record(
+                body, "Normal", "Paused" if is_paused else "Resumed", message, now
+            )
         old_bad, new_bad = before.condition(DEGRADED), after.condition(DEGRADED)
         if (
             new_bad

@@ -21,6 +21,8 @@ class Blocker:
     # True: the spec itself is unacceptable (phase Invalid). False: waiting for something
     # outside the spec, such as a missing ConfigMap (phase Degraded).
     invalid: bool
+    # False for a deliberate hold (pause): reported in Progressing only.
+    degrades: bool = True
 
 
 def _cond(type_: str, status: bool, reason: str, message: str, generation: int | None) -> Condition:
@@ -91,7 +93,21 @@ def compute_status(
     updated = int(dep_status.get("updatedReplicas", 0))
     g = generation
     phase: Phase
-    if blocker is not None:
+    if blocker is not None and not blocker.degrades:
+        serving = deployment is not None and ready >= desired_replicas
+        conditions = [
+            _cond(
+                READY,
+                serving,
+                "AllReplicasReady" if serving else "ReplicasNotReady",
+                f"{ready}/{desired_replicas} pods ready",
+                g,
+            ),
+            _cond(PROGRESSING, False, blocker.reason, blocker.message, g),
+            _cond(DEGRADED, False, "AsExpected", "", g),
+        ]
+        phase = "Ready" if serving else "Degraded"
+    elif blocker is not None:
         serving = deployment is not None and ready >= desired_replicas
         conditions = [
             _cond(READY, serving and not blocker.invalid, blocker.reason, blocker.message, g),

@@ -1,0 +1,98 @@
+"""Day-2 operations: pausing reconciliation, and replicas left to another controller."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from helpers import wait_for
+from kube_helpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    create_cluster,
+    get_cluster,
+    make_config,
+    patch_spec,
+    wait_condition,
+    wait_event,
+)
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+
+def _annotate(api: Any, name: str, ns: str, value: str | None) -> None:
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, name, {"metadata": {"annotations": {"aidbox.io/paused": value}}}
+    )
+
+
+def test_pause_holds_changes_but_keeps_reporting(api_client: Any, namespace: str) -> None:
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    make_config(api_client, "p", namespace)
+    create_cluster(api_client, "p", namespace, image="healthsamurai/aidboxone:2509")
+    wait_condition(api_client, "p", namespace, "Ready")
+    _annotate(api_client, "p", namespace, "true")
+    wait_condition(api_client, "p", namespace, "Progressing", status="False", reason="Paused")
+    wait_event(api_client, "p", namespace, "Paused", "Normal")
+
+    patch_spec(api_client, "p", namespace, {"image": "healthsamurai/aidboxone:2510"})
+    core.delete_namespaced_service("p", namespace)
+    # Housekeeping goes on: status follows the pods (kill one, watch readiness come back).
+    victim = core.list_namespaced_pod(namespace).items[0].metadata.name
+    core.delete_namespaced_pod(victim, namespace, grace_period_seconds=0)
+    time.sleep(3)
+    image = apps.read_namespaced_deployment("p", namespace).spec.template.spec.containers[0].image
+    assert image == "healthsamurai/aidboxone:2509"
+    assert not [s for s in core.list_namespaced_service(namespace).items if s.metadata.name == "p"]
+    body = wait_condition(api_client, "p", namespace, "Ready")
+    assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+
+    _annotate(api_client, "p", namespace, None)
+    wait_for(
+        lambda: core.read_namespaced_service("p", namespace),
+        timeout=10,
+        message="Service back after resume",
+    )
+    wait_for(
+        lambda: (
+            get_cluster(api_client, "p", namespace)["status"]["image"]
+            == "healthsamurai/aidboxone:2510"
+        ),
+        timeout=30,
+        message="held change applied",
+    )
+    wait_event(api_client, "p", namespace, "Resumed", "Normal")
+
+
+def test_replicas_left_to_another_controller(api_client: Any, namespace: str) -> None:
+    apps = client.AppsV1Api(api_client)
+    make_config(api_client, "h", namespace)
+    create_cluster(api_client, "h", namespace, replicas=2, manageReplicas=False)
+    wait_for(
+        lambda: apps.read_namespaced_deployment("h", namespace).status.ready_replicas,
+        timeout=30,
+        message="deployment running",
+    )
+    # What a HorizontalPodAutoscaler targeting the Deployment does.
+    apps.patch_namespaced_deployment_scale(
+        "h", namespace, {"spec": {"replicas": 4}}, field_manager="horizontal-pod-autoscaler"
+    )
+    wait_for(
+        lambda: get_cluster(api_client, "h", namespace)["status"]["ready"] == "4/4",
+        timeout=30,
+        message="status follows the Deployment's replicas",
+    )
+    patch_spec(api_client, "h", namespace, {"image": "healthsamurai/aidboxone:edge"})
+    wait_for(
+        lambda: (
+            apps.read_namespaced_deployment("h", namespace).spec.template.spec.containers[0].image
+            == "healthsamurai/aidboxone:edge"
+        ),
+        timeout=10,
+        message="spec change applied",
+    )
+    assert apps.read_namespaced_deployment("h", namespace).spec.replicas == 4
