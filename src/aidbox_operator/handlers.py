@@ -114,18 +114,13 @@ async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _controller(memo).observe_pod(event.get("type"), _body(event))
 
 
-def _referenced(kind: str) -> Any:
-    def check(body: Any, memo: kopf.Memo, **_: Any) -> bool:
-        return "controller" in memo and _controller(memo).is_referenced(kind, body)
-
-    return check
-
-
-@kopf.on.event("", "v1", "configmaps", when=_referenced("ConfigMap"))
+# Every ConfigMap and Secret is summarized (a digest and key names, never contents), so that
+# reconciles, and restarts above all, find referenced ones in the cache instead of asking.
+@kopf.on.event("", "v1", "configmaps")
 async def configmap_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _controller(memo).observe_config("ConfigMap", event.get("type"), _body(event))
 
 
-@kopf.on.event("", "v1", "secrets", when=_referenced("Secret"))
+@kopf.on.event("", "v1", "secrets")
 async def secret_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _controller(memo).observe_config("Secret", event.get("type"), _body(event))

@@ -129,7 +129,7 @@ class ClusterReconciler:
     async def reconcile(self, key: Key) -> PassResult:
         started = time.monotonic()
         result = PassResult()
-        body = self.store.clusters.get(key)
+        body = self.store.cluster(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Owner references make the garbage collector remove the children.
             return result
@@ -140,9 +140,15 @@ class ClusterReconciler:
             invalid = Blocker("InvalidSpec", describe_validation_error(err), invalid=True)
             await self._report(body, key, previous, None, invalid, [], 0, result)
             return result
+        # Never reconciled before: its children cannot exist yet (apply would be right even if
+        # they did), so cache misses need no GET.
+        fresh = previous.observed_generation is None
         refs = self._references(cluster)
         self.store.set_references(key, set(refs))
-        configs = {ref: await self._config(ref) for ref in refs}
+        keys_ref = ("Secret", cluster.namespace, auth_keys_secret_name(cluster))
+        configs = {
+            ref: await self._config(ref, assume_absent=fresh and ref == keys_ref) for ref in refs
+        }
         missing = [
             f"{kind}/{name}"
             for (kind, _, name), required in refs.items()
@@ -167,7 +173,6 @@ class ClusterReconciler:
         if blocker is None:
             generated = await self._ensure_auth_keys(cluster, configs, result)
             if generated:
-                keys_ref = ("Secret", cluster.namespace, auth_keys_secret_name(cluster))
                 configs[keys_ref] = await self._config(keys_ref)
             digest = config_hash(
                 {
@@ -178,7 +183,7 @@ class ClusterReconciler:
             manifests = render_cluster(cluster, RenderContext(digest, generated))
             for manifest in manifests:
                 try:
-                    change = await self._apply(manifest)
+                    change = await self._apply(manifest, fresh)
                 except ApiError as err:
                     if manifest["kind"] != "ServiceMonitor" or not err.not_found:
                         raise
@@ -225,19 +230,25 @@ class ClusterReconciler:
             refs.setdefault(("Secret", cluster.namespace, auth_keys_secret_name(cluster)), False)
         return refs
 
-    async def _config(self, ref: ChildKey) -> ConfigSummary:
+    async def _config(self, ref: ChildKey, assume_absent: bool = False) -> ConfigSummary:
         cached = self.store.configs.get(ref)
         if cached is not None:
             return cached
+        if assume_absent:
+            return ConfigSummary(exists=False)
         kind, namespace, name = ref
         body = await self.client.get(KINDS_BY_NAME[kind], namespace, name)
         self.store.put_config(kind, namespace, name, body)
         return self.store.configs[ref]
 
-    async def _observed_child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    async def _observed_child(
+        self, kind: str, namespace: str, name: str, fresh: bool = False
+    ) -> dict[str, Any] | None:
         cached = self.store.child(kind, namespace, name)
         if cached is not None or self.store.known_absent(kind, namespace, name):
             return cached
+        if fresh:
+            return None
         body = await self.client.get(KINDS_BY_NAME[kind], namespace, name)
         if body is None:
             self.store.mark_absent(kind, namespace, name)
@@ -301,12 +312,12 @@ class ClusterReconciler:
             self.store.put_config("Secret", ns, name, body)
         return tuple(k for k in (*AUTH_KEYS, CLUSTER_SECRET_KEY) if k in wanted)
 
-    async def _apply(self, manifest: dict[str, Any]) -> tuple[str, str] | None:
+    async def _apply(self, manifest: dict[str, Any], fresh: bool) -> tuple[str, str] | None:
         kind = manifest["kind"]
         meta = manifest["metadata"]
         applied_hash = stable_hash(manifest)
         meta.setdefault("annotations", {})[APPLIED_HASH_ANNOTATION] = applied_hash
-        observed = await self._observed_child(kind, meta["namespace"], meta["name"])
+        observed = await self._observed_child(kind, meta["namespace"], meta["name"], fresh)
         if observed is not None:
             observed_hash = (observed["metadata"].get("annotations") or {}).get(
                 APPLIED_HASH_ANNOTATION
@@ -349,7 +360,7 @@ class ClusterReconciler:
                 continue
             # Both kinds are watched: the store knows whether one exists (a late watch event
             # re-queues the cluster), so pruning costs no request when there is nothing to do.
-            if self.store.child(kind.kind, cluster.namespace, cluster.name) is not None:
+            if self.store.has_child(kind.kind, cluster.namespace, cluster.name):
                 await self.client.delete(kind, cluster.namespace, cluster.name)
                 self.store.drop_child(kind.kind, cluster.namespace, cluster.name)
                 self.store.mark_absent(kind.kind, cluster.namespace, cluster.name)

@@ -27,7 +27,8 @@ class Controller:
         self.client = client
         self.store = ObjectStore()
         self.queue: WorkQueue[Key] = WorkQueue()
-        self.reconciler = ClusterReconciler(client, self.store, EventRecorder(client))
+        self.recorder = EventRecorder(client)
+        self.reconciler = ClusterReconciler(client, self.store, self.recorder)
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[Key, int] = {}
@@ -60,7 +61,7 @@ class Controller:
             self.store.drop_child(body["kind"], meta["namespace"], meta["name"])
         else:
             self.store.put_child(body)
-        if owner in self.store.clusters:
+        if self.store.has_cluster(owner):
             self.queue.add(owner)
 
     def observe_pod(self, event_type: str | None, body: dict[str, Any]) -> None:
@@ -71,12 +72,8 @@ class Controller:
             self.store.drop_pod(owner, body["metadata"]["name"])
         else:
             self.store.put_pod(owner, body)
-        if owner in self.store.clusters:
+        if self.store.has_cluster(owner):
             self.queue.add(owner)
-
-    def is_referenced(self, kind: str, body: dict[str, Any]) -> bool:
-        meta = body.get("metadata") or {}
-        return self.store.is_referenced(kind, meta.get("namespace", ""), meta.get("name", ""))
 
     def observe_config(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:
         meta = body["metadata"]
@@ -99,6 +96,7 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.recorder.drain()
 
     def pause(self) -> None:
         self.leading.clear()
@@ -106,7 +104,7 @@ class Controller:
     def resume(self) -> None:
         """Start reconciling, beginning with every cluster seen while on standby."""
         self.leading.set()
-        for key in list(self.store.clusters):
+        for key in self.store.cluster_keys():
             self.queue.add(key)
 
     async def _work(self) -> None:

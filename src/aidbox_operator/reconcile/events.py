@@ -3,6 +3,7 @@ so nothing repeats in a loop."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -16,11 +17,27 @@ MAX_MESSAGE = 1024
 
 
 class EventRecorder:
-    def __init__(self, client: KubeClient) -> None:
+    """Posts Events in the background: a reconcile does not wait for them."""
+
+    def __init__(self, client: KubeClient, concurrency: int = 16) -> None:
         self._client = client
         self._instance = os.environ.get("POD_NAME") or socket.gethostname()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def record(
+        self, cluster: dict[str, Any], type_: str, reason: str, message: str, now: str
+    ) -> None:
+        task = asyncio.create_task(self._post(cluster, type_, reason, message, now))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for Events still being posted (at shutdown)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def _post(
         self, cluster: dict[str, Any], type_: str, reason: str, message: str, now: str
     ) -> None:
         meta = cluster["metadata"]
@@ -53,11 +70,12 @@ class EventRecorder:
             extra={"namespace": meta["namespace"], "cluster": meta["name"]},
         )
         try:
-            await self._client.request(
-                "POST", EVENTS.path(meta["namespace"]), body=event, verb="create"
-            )
-        except ApiError as err:
+            async with self._slots:
+                await self._client.request(
+                    "POST", EVENTS.path(meta["namespace"]), body=event, verb="create"
+                )
+        except (ApiError, OSError) as err:
             # An Event is a courtesy: failing to post one must not fail the reconcile. In a
             # namespace being deleted nothing can be created, which is expected.
-            level = logging.DEBUG if "being terminated" in err.message else logging.WARNING
+            level = logging.DEBUG if "being terminated" in str(err) else logging.WARNING
             log.log(level, "could not post event %s: %s", reason, err)

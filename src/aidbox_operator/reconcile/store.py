@@ -7,6 +7,7 @@ AidboxCluster references.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -99,13 +100,11 @@ def summarize_pod(body: dict[str, Any]) -> PodSummary:
     )
 
 
-def _is_newer(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
-    if old is None:
-        return True
+def _resource_version(body: dict[str, Any] | None) -> int:
     try:
-        return int(new["metadata"]["resourceVersion"]) >= int(old["metadata"]["resourceVersion"])
+        return int((body or {})["metadata"]["resourceVersion"])
     except (KeyError, ValueError, TypeError):
-        return True
+        return -1
 
 
 def owner_key(body: dict[str, Any]) -> Key | None:
@@ -117,11 +116,33 @@ def owner_key(body: dict[str, Any]) -> Key | None:
     return (str(meta.get("namespace", "")), str(labels[INSTANCE_LABEL]))
 
 
+class _Packed:
+    """A stored object as compact JSON: about a tenth of the memory of the parsed dicts, and a
+    fresh copy on every read, so no caller can change what is stored by accident."""
+
+    __slots__ = ("data", "resource_version")
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        # managedFields are bulky and never read: do not keep them.
+        trimmed = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+        self.data = json.dumps(trimmed, separators=(",", ":")).encode()
+        self.resource_version = _resource_version(body)
+
+    def unpack(self) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(self.data)
+        return body
+
+
+CHILD_KINDS = ("Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor")
+
+
 class ObjectStore:
     def __init__(self) -> None:
-        self.clusters: dict[Key, dict[str, Any]] = {}
-        self.children: dict[ChildKey, dict[str, Any]] = {}
+        self._clusters: dict[Key, _Packed] = {}
+        self._children: dict[ChildKey, _Packed] = {}
         self.pods: dict[Key, dict[str, PodSummary]] = defaultdict(dict)
+        # Every ConfigMap and Secret seen, as existence + digest + key names (never contents).
         self.configs: dict[ChildKey, ConfigSummary] = {}
         # (kind, namespace, name) of a ConfigMap/Secret -> clusters that reference it.
         self.references: dict[ChildKey, set[Key]] = defaultdict(set)
@@ -135,32 +156,44 @@ class ObjectStore:
     def put_cluster(self, body: dict[str, Any]) -> Key:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
-        if _is_newer(body, self.clusters.get(key)):
-            self.clusters[key] = body
+        old = self._clusters.get(key)
+        if old is None or _resource_version(body) >= old.resource_version:
+            self._clusters[key] = _Packed(body)
         return key
 
+    def cluster(self, key: Key) -> dict[str, Any] | None:
+        packed = self._clusters.get(key)
+        return packed.unpack() if packed else None
+
+    def has_cluster(self, key: Key) -> bool:
+        return key in self._clusters
+
+    def cluster_keys(self) -> list[Key]:
+        return list(self._clusters)
+
     def drop_cluster(self, key: Key) -> None:
-        self.clusters.pop(key, None)
+        self._clusters.pop(key, None)
         self.pods.pop(key, None)
         self.set_references(key, set())
-        for child in [c for c in self.children if (c[1], c[2]) == key]:
-            self.children.pop(child, None)
-        self._absent = {c for c in self._absent if (c[1], c[2]) != key}
-        self._seen = {c for c in self._seen if (c[1], c[2]) != key}
+        namespace, name = key
+        for kind in CHILD_KINDS:
+            child = (kind, namespace, name)
+            self._children.pop(child, None)
+            self._absent.discard(child)
+            self._seen.discard(child)
 
-    # -- children (Deployment, Service, PodDisruptionBudget) ---------------------------
+    # -- children (Deployment, Service, PodDisruptionBudget, ServiceMonitor) ----------------
     def put_child(self, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         key = (body["kind"], meta["namespace"], meta["name"])
-        if _is_newer(body, self.children.get(key)):
-            # managedFields are bulky and never read: do not keep them.
-            meta.pop("managedFields", None)
-            self.children[key] = body
+        old = self._children.get(key)
+        if old is None or _resource_version(body) >= old.resource_version:
+            self._children[key] = _Packed(body)
             self._absent.discard(key)
             self._seen.add(key)
 
     def drop_child(self, kind: str, namespace: str, name: str) -> None:
-        self.children.pop((kind, namespace, name), None)
+        self._children.pop((kind, namespace, name), None)
         self._absent.add((kind, namespace, name))
 
     def seen_before(self, kind: str, namespace: str, name: str) -> bool:
@@ -173,7 +206,11 @@ class ObjectStore:
         return (kind, namespace, name) in self._absent
 
     def child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.children.get((kind, namespace, name))
+        packed = self._children.get((kind, namespace, name))
+        return packed.unpack() if packed else None
+
+    def has_child(self, kind: str, namespace: str, name: str) -> bool:
+        return (kind, namespace, name) in self._children
 
     # -- pods ----------------------------------------------------------------------------
     def put_pod(self, owner: Key, body: dict[str, Any]) -> None:
@@ -189,7 +226,6 @@ class ObjectStore:
             self.references[ref].discard(cluster)
             if not self.references[ref]:
                 del self.references[ref]
-                self.configs.pop(ref, None)
         for ref in refs:
             self.references[ref].add(cluster)
         if refs:
@@ -201,9 +237,14 @@ class ObjectStore:
         return (kind, namespace, name) in self.references
 
     def put_config(self, kind: str, namespace: str, name: str, body: dict[str, Any] | None) -> bool:
-        """Record a referenced object; True when its content or existence changed."""
+        """Record a ConfigMap/Secret (None: it does not exist); True when it changed for a
+        cluster that references it."""
         key = (kind, namespace, name)
         summary = summarize_config(body)
+        referenced = key in self.references
+        if body is None and not referenced:
+            self.configs.pop(key, None)  # forget deleted objects nobody points at
+            return False
         changed = self.configs.get(key) != summary
         self.configs[key] = summary
-        return changed
+        return changed and referenced
