@@ -81,8 +81,8 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+def versions() -> dict[str, Any]:
+    out: dict[str, Any] = {"python": platform.python_version()}
     for dist in ("aidbox-operator", "kopf", "kubernetes"):
         try:
             out[dist] = metadata.version(dist)
@@ -99,6 +99,14 @@ def versions() -> dict[str, str]:
             text=True,
             check=True,
         ).stdout.strip()
+        # The operator runs from the working tree: note uncommitted changes under src/.
+        out["git_dirty_src"] = subprocess.run(
+            ["git", "status", "--porcelain", "src"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()[1::2]
     except (OSError, subprocess.CalledProcessError):
         out["git"] = "?"
     return out
