@@ -50,3 +50,9 @@ clean: down
 ## make demo: a scripted tour on the sandbox (apply, kill a pod, config change, scale, clean up)
 demo: $(BIN)/.installed
 	$(BIN)/python scripts/demo.py
+
+BENCH_ARGS ?= --sizes 100,1000 --idle-seconds 300
+## make bench: fleet benchmark on a private sandbox (~30 min); writes bench/results/
+bench: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

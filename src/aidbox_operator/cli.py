@@ -167,7 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="kubeconfig file (default: in-cluster, $KUBECONFIG, ~/.kube/config)",
     )
-    run.add_argument("--workers", type=int, default=8, help="concurrent reconciles (default 8)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=32,
+        help="concurrent reconciles (default 32; each is a coroutine, not a thread)",
+    )
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument(
         "--health-endpoint",

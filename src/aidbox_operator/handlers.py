@@ -39,7 +39,7 @@ def _controller(memo: Any) -> Controller:
 class RunOptions:
     """What `aidbox-operator run` was asked for; handed to the handlers through kopf's memo."""
 
-    workers: int = 8
+    workers: int = 32
     # "namespace/name" of the Lease to elect a leader with; empty runs without election.
     leader_lease: str = ""
     lease_seconds: int = 15

@@ -385,6 +385,15 @@ class ClusterReconciler:
             # The Deployment controller has not seen the latest change yet (an annotation edit
             # bumps a Deployment's generation too); its next status update brings us back.
             return
+        pods = self.store.pods.get(key, {}).values()
+        live = sum(1 for p in pods if not p.terminating)
+        if deployment is not None and live < int(
+            (deployment.get("status") or {}).get("replicas", 0)
+        ):
+            # Pod events lag the Deployment's count (after a restart, until the pod listing
+            # arrives): judging pods now could report problems that are not there. The
+            # missing pods' events bring us back.
+            return
         if cluster is not None and not cluster.spec.manage_replicas and deployment:
             desired = int(deployment["spec"].get("replicas", desired))
         selector = selector_string(cluster) if cluster else previous.selector
@@ -394,7 +403,7 @@ class ClusterReconciler:
             desired_replicas=desired,
             selector=selector,
             deployment=deployment,
-            pods=self.store.pods.get(key, {}).values(),
+            pods=pods,
             blocker=blocker,
             missing=missing,
             issues=result.problems,

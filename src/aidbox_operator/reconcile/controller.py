@@ -23,7 +23,7 @@ PROBLEM_RETRY_SECONDS = 10.0
 
 
 class Controller:
-    def __init__(self, client: KubeClient, workers: int = 8) -> None:
+    def __init__(self, client: KubeClient, workers: int = 32) -> None:
         self.client = client
         self.store = ObjectStore()
         self.queue: WorkQueue[Key] = WorkQueue()

@@ -190,6 +190,15 @@ async def connect(kubeconfig: str | None = None, context: str | None = None) -> 
             client_configuration=configuration,
             persist_config=False,
         )
+    # Enough connections for every worker plus the Event posters, so none queues for one.
+    configuration.connection_pool_maxsize = 64
+    if not any(
+        os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+    ):
+        # Without proxy variables there is nothing to read from the environment, and aiohttp's
+        # trust_env would look up ~/.netrc on a thread for every request (measured: requests
+        # queued behind RSA key generation on the default executor during a burst).
+        configuration.client_session_kwargs = {"trust_env": False}
     api = aio_client.ApiClient(configuration)
     api.user_agent = USER_AGENT
     return KubeClient(api)
