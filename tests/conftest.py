@@ -100,14 +100,12 @@ def _namespace_name(test_name: str) -> str:
     return f"t-{slug}-{secrets.token_hex(3)}"
 
 
-@pytest.fixture
-def namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for one test, deleted afterwards."""
+def _temporary_namespace(api_client: Any, name: str) -> Iterator[str]:
+    """Create a namespace, wait until pods can be made in it, delete it afterwards."""
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     core = client.CoreV1Api(api_client)
-    name = _namespace_name(request.node.name)
     core.create_namespace(
         client.V1Namespace(
             metadata=client.V1ObjectMeta(name=name, labels={"aidbox.io/test": "true"})
@@ -127,6 +125,12 @@ def namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+@pytest.fixture
+def namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test (watched by the session operator), deleted afterwards."""
+    yield from _temporary_namespace(api_client, _namespace_name(request.node.name))
 
 
 @pytest.fixture(scope="session")
@@ -164,19 +168,6 @@ def operator(
 
 
 @pytest.fixture
-def own_namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+def own_namespace(api_client: Any) -> Iterator[str]:
     """A namespace the session operator does not watch, for tests that run their own."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(api_client)
-    name = f"own-{secrets.token_hex(4)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_for(
-        lambda: core.read_namespaced_service_account("default", name),
-        timeout=30,
-        message=f"ServiceAccount default in {name}",
-    )
-    try:
-        yield name
-    finally:
-        core.delete_namespace(name, propagation_policy="Background")
+    yield from _temporary_namespace(api_client, f"own-{secrets.token_hex(4)}")

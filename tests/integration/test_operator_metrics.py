@@ -1,0 +1,54 @@
+"""The operator's own Prometheus metrics reflect what it did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from helpers import wait_for
+from kube_helpers import create_cluster, make_config, wait_condition
+from operator_process import OperatorProcess
+
+
+def _value(metrics: dict[str, float], name: str) -> float:
+    return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))
+
+
+def test_metrics_count_reconciles_repairs_and_rollouts(
+    api_client: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    before = operator.metrics()
+    make_config(api_client, "om", namespace)
+    create_cluster(api_client, "om", namespace)
+    wait_condition(api_client, "om", namespace, "Ready")
+    client.CoreV1Api(api_client).delete_namespaced_service("om", namespace)
+    wait_for(
+        lambda: client.CoreV1Api(api_client).read_namespaced_service("om", namespace),
+        timeout=10,
+        message="Service recreated",
+    )
+    client.CoreV1Api(api_client).patch_namespaced_config_map(
+        "om", namespace, {"data": {"BOX_ID": "changed"}}
+    )
+    wait_for(
+        lambda: (
+            _value(operator.metrics(), "aidbox_operator_config_rollouts_total")
+            > _value(before, "aidbox_operator_config_rollouts_total")
+        ),
+        timeout=10,
+        message="config rollout counted",
+    )
+    after = operator.metrics()
+    assert after['aidbox_operator_drift_repairs_total{kind="Service"}'] >= 1 + before.get(
+        'aidbox_operator_drift_repairs_total{kind="Service"}', 0
+    )
+    assert after['aidbox_operator_reconciles_total{result="success"}'] > before.get(
+        'aidbox_operator_reconciles_total{result="success"}', 0
+    )
+    assert _value(after, "aidbox_operator_reconcile_duration_seconds_count") > _value(
+        before, "aidbox_operator_reconcile_duration_seconds_count"
+    )
+    assert after['aidbox_operator_api_requests_total{verb="apply"}'] > 0
+    assert after['aidbox_operator_clusters{phase="Ready"}'] >= 1
+    assert "aidbox_operator_queue_depth" in after
