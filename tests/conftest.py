@@ -152,19 +152,35 @@ def operator_credentials(
 
 @pytest.fixture(scope="session")
 def operator(
-    operator_credentials: Path, tmp_path_factory: pytest.TempPathFactory
+    operator_credentials: Path, api_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     log_path = tmp_path_factory.mktemp("operator") / "operator.log"
     # Tests that run an operator of their own use namespaces outside this pattern.
     op = OperatorProcess(operator_credentials, log_path, ("--namespace", "t-*"))
     op.start()
     try:
+        _wait_until_serving(api_client, op)
         yield op
     finally:
         op.stop()
         if "is forbidden: User" in op.log_text():
             pytest.fail(f"the operator was refused a request (RBAC); log: {log_path}")
         print(f"\noperator log: {log_path}")
+
+
+def _wait_until_serving(api_client: Any, op: OperatorProcess) -> None:
+    """Healthy is not yet serving: kopf finds namespaces matching a glob through its own
+    watch, and one created right after start was seen to be picked up only ~60 s later. A
+    probe cluster whose status appears proves the operator serves new t-* namespaces."""
+    from kube_helpers import create_cluster, get_cluster
+
+    for name in _temporary_namespace(api_client, f"t-probe-{secrets.token_hex(3)}"):
+        create_cluster(api_client, "probe", name)
+        wait_for(
+            lambda n=name: (get_cluster(api_client, "probe", n).get("status") or {}).get("phase"),
+            timeout=120,
+            message=f"the operator serving new namespaces; log:\n{op.log_tail()}",
+        )
 
 
 @pytest.fixture

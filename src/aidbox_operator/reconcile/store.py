@@ -8,6 +8,7 @@ AidboxCluster references.
 from __future__ import annotations
 
 import json
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -117,8 +118,9 @@ def owner_key(body: dict[str, Any]) -> Key | None:
 
 
 class _Packed:
-    """A stored object as compact JSON: about a tenth of the memory of the parsed dicts, and a
-    fresh copy on every read, so no caller can change what is stored by accident."""
+    """A stored object as compressed compact JSON: a few percent of the memory of the parsed
+    dicts (a Deployment: ~1.5 KB instead of ~40 KB), and a fresh copy on every read, so no
+    caller can change what is stored by accident. Costs tens of microseconds per access."""
 
     __slots__ = ("data", "resource_version")
 
@@ -126,11 +128,11 @@ class _Packed:
         meta = body.get("metadata") or {}
         # managedFields are bulky and never read: do not keep them.
         trimmed = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-        self.data = json.dumps(trimmed, separators=(",", ":")).encode()
+        self.data = zlib.compress(json.dumps(trimmed, separators=(",", ":")).encode(), 1)
         self.resource_version = _resource_version(body)
 
     def unpack(self) -> dict[str, Any]:
-        body: dict[str, Any] = json.loads(self.data)
+        body: dict[str, Any] = json.loads(zlib.decompress(self.data))
         return body
 
 
