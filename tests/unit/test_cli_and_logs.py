@@ -15,13 +15,27 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_render_prints_what_the_operator_applies(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["render", "-f", str(REPO / "examples" / "ha.yaml")]) == 0
-    docs = list(yaml.safe_load_all(capsys.readouterr().out))
-    assert [d["kind"] for d in docs] == ["Deployment", "Service", "PodDisruptionBudget"]
-    assert docs[0]["spec"]["replicas"] == 3
-    assert (
-        docs[0]["spec"]["template"]["spec"]["containers"][0]["image"]
-        == "healthsamurai/aidboxone:2510"
-    )
+    out = capsys.readouterr().out
+    assert out.startswith("# What aidbox-operator applies") and "placeholders" in out
+    docs = list(yaml.safe_load_all(out))
+    kinds = [d["kind"] for d in docs]
+    assert kinds == ["Secret", "Deployment", "Service", "PodDisruptionBudget"]
+    secret, deployment = docs[0], docs[1]
+    assert secret["metadata"]["name"] == "fhir-auth-keys"
+    assert all(v.startswith("<generated") for v in secret["stringData"].values())
+    assert deployment["spec"]["replicas"] == 3
+    template = deployment["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    assert container["image"] == "healthsamurai/aidboxone:2510"
+    # Everything the operator adds is there: keys from its Secret, the config hash, owners,
+    # and the applied-hash annotation it compares against.
+    keys_env = {e["name"] for e in container["env"] if "valueFrom" in e}
+    assert keys_env == set(secret["stringData"])
+    assert template["metadata"]["annotations"]["aidbox.io/config-hash"].startswith("<")
+    for doc in docs:
+        assert doc["metadata"]["ownerReferences"][0]["uid"].startswith("<")
+    for doc in docs[1:]:
+        assert "aidbox.io/applied-hash" in doc["metadata"]["annotations"]
 
 
 def test_render_names_the_bad_field(tmp_path: Path) -> None:

@@ -19,11 +19,18 @@ VERSION_LABEL = "app.kubernetes.io/version"
 APP_NAME = "aidbox"
 MANAGED_BY = "aidbox-operator"
 
-ANNOTATION_PREFIX = "aidbox.io/"
 # Hash of what the operator last applied to a child; a change means the child needs applying.
 APPLIED_HASH_ANNOTATION = "aidbox.io/applied-hash"
 # Hash of the referenced ConfigMap/Secret data, on the pod template, so a change rolls the pods.
 CONFIG_HASH_ANNOTATION = "aidbox.io/config-hash"
+
+# Set on an existing object (value: the AidboxCluster's name) to let that cluster take it over;
+# without it the operator never changes an object it did not create.
+ADOPT_ANNOTATION = "aidbox.io/adopt"
+
+# Suffix of the generated keys Secret; cluster names may not end with it, so that no cluster's
+# children can be named like another cluster's keys Secret.
+AUTH_KEYS_SUFFIX = "-auth-keys"
 
 # "true" stops the operator from changing the cluster's children (status is still reported).
 PAUSED_ANNOTATION = "aidbox.io/paused"

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic.alias_generators import to_camel
 
-from aidbox_operator.model.constants import INSTANCE_LABEL, MAX_NAME_LENGTH, NAME_LABEL
+from aidbox_operator.model.constants import (
+    AUTH_KEYS_SUFFIX,
+    INSTANCE_LABEL,
+    MAX_NAME_LENGTH,
+    NAME_LABEL,
+)
+from aidbox_operator.model.kubeschema import check_fields
 
 DEFAULT_IMAGE = "healthsamurai/aidboxone:latest"
 DEFAULT_PORT = 8080
@@ -48,6 +54,35 @@ IntOrPercent = Annotated[
 FreeForm = Annotated[
     dict[str, Any],
     WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+# Its required fields are checked at admission (a typo such as `maxskew` leaves `maxSkew`
+# unset and is refused there); unknown names are refused by the model's validator.
+SpreadConstraint = Annotated[
+    dict[str, Any],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+            "required": ["maxSkew", "topologyKey", "whenUnsatisfiable"],
+            "properties": {
+                "maxSkew": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Largest allowed difference in pod count between domains.",
+                },
+                "topologyKey": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "Node label key whose values are the domains.",
+                },
+                "whenUnsatisfiable": {
+                    "type": "string",
+                    "enum": ["DoNotSchedule", "ScheduleAnyway"],
+                    "description": "What the scheduler does when the skew cannot be kept.",
+                },
+            },
+        }
+    ),
 ]
 Port = Annotated[int, Field(ge=1, le=65535)]
 LabelValue = Annotated[
@@ -254,6 +289,13 @@ class AuthKeysSpec(KubeModel):
         "once, and feed it to every pod, unless the referenced Secret already sets "
         "BOX_SECURITY_AUTH_KEYS_PRIVATE.",
     )
+    on_loss: Literal["Hold", "Regenerate"] = Field(
+        default="Hold",
+        description="What to do when the generated Secret is deleted while pods use it. Hold: "
+        "report it (Stalled/AuthKeysMissing, a Warning Event) and change nothing until the "
+        "Secret is restored. Regenerate: create new keys and roll the pods; every token issued "
+        "before stops working.",
+    )
 
 
 class AidboxClusterSpec(KubeModel):
@@ -363,7 +405,7 @@ class AidboxClusterSpec(KubeModel):
         description="Seconds a stopping pod keeps serving so that it leaves the Service's "
         "endpoints before Aidbox stops; 0 turns the pause off.",
     )
-    topology_spread_constraints: list[FreeForm] | None = Field(
+    topology_spread_constraints: list[SpreadConstraint] | None = Field(
         default=None,
         max_length=16,
         description="Pod topologySpreadConstraints. Unset: spread across zones and nodes "
@@ -382,6 +424,15 @@ class AidboxClusterSpec(KubeModel):
         description="Shared JWT signing keys (and Multibox cluster secret) for all replicas.",
     )
 
+    @field_validator("topology_spread_constraints")
+    @classmethod
+    def _known_spread_fields(
+        cls, value: list[dict[str, Any]] | None
+    ) -> list[dict[str, Any]] | None:
+        for index, item in enumerate(value or []):
+            check_fields("V1TopologySpreadConstraint", item, f"topologySpreadConstraints[{index}]")
+        return value
+
     def config_map_name(self, cluster_name: str) -> str:
         return self.config_map_ref.name or cluster_name
 
@@ -394,6 +445,11 @@ ROOT_VALIDATIONS = [
         "rule": f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
         "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters: the names "
         "derived from it must fit in 63-character DNS labels",
+    },
+    {
+        "rule": f"!self.metadata.name.endsWith('{AUTH_KEYS_SUFFIX}')",
+        "message": f"metadata.name must not end with {AUTH_KEYS_SUFFIX}: the cluster's children "
+        "would share names with another cluster's generated keys Secret",
     },
     {
         "rule": "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",

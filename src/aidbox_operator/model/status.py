@@ -6,18 +6,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 ConditionStatus = Literal["True", "False", "Unknown"]
-Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Invalid", "Stopped"]
+Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Invalid", "Stopped", "Paused"]
+PHASES: tuple[str, ...] = get_args(Phase)
 
 READY = "Ready"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
-CONDITION_TYPES = (READY, PROGRESSING, DEGRADED)
+# kstatus conventions (sigs.k8s.io/cli-utils), read by Flux and kpt.
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+CONDITION_TYPES = (READY, PROGRESSING, DEGRADED, RECONCILING, STALLED)
 
 
 class StatusModel(BaseModel):
@@ -29,7 +33,7 @@ class StatusModel(BaseModel):
 class Condition(StatusModel):
     """One aspect of the cluster's state (metav1.Condition)."""
 
-    type: str = Field(description="Ready, Progressing or Degraded.")
+    type: str = Field(description="Ready, Progressing, Degraded, Reconciling or Stalled.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase reason for the last transition.")
     message: str = Field(default="", description="Human-readable detail.")
@@ -52,11 +56,14 @@ class ClusterStatus(StatusModel):
     """Observed state of an AidboxCluster."""
 
     observed_generation: int | None = Field(
-        default=None, description="metadata.generation the operator last acted on."
+        default=None,
+        description="Newest metadata.generation the operator has finished with: fully applied, "
+        "or refused for good (then the Stalled condition says why). A held or paused change "
+        "does not advance it.",
     )
     phase: Phase = Field(
         default="Pending",
-        description="Summary: Pending, Progressing, Ready, Degraded, Invalid or Stopped.",
+        description="Summary: Pending, Progressing, Ready, Degraded, Invalid, Stopped or Paused.",
     )
     replicas: int = Field(default=0, description="Pods of the cluster (scale subresource).")
     ready_replicas: int = Field(default=0, description="Pods passing their readiness probe.")

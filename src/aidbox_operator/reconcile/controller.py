@@ -1,5 +1,7 @@
 """The controller: turns watch events into store updates and queued reconciles, and runs
-the workers that reconcile. Handlers call only `observe_*`, `start` and `stop`."""
+the workers that reconcile. Handlers call only `observe_*`, `start`, `stop`, `pause` and
+`resume`; a failed pass is retried with backoff, and a cluster that something outside the
+operator must unblock is looked at again on a timer."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from typing import Any
 from aidbox_operator.metrics import PHASES, QUEUE_DEPTH, RECONCILE_SECONDS, RECONCILES
 from aidbox_operator.reconcile.cluster import ClusterReconciler
 from aidbox_operator.reconcile.events import EventRecorder
+from aidbox_operator.reconcile.fights import WriterFights
 from aidbox_operator.reconcile.kube import ApiError, KubeClient
+from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import Key, ObjectStore, owner_key
 from aidbox_operator.reconcile.workqueue import WorkQueue
 
@@ -28,12 +32,11 @@ class Controller:
         self.store = ObjectStore()
         self.queue: WorkQueue[Key] = WorkQueue()
         self.recorder = EventRecorder(client)
-        self.reconciler = ClusterReconciler(client, self.store, self.recorder)
+        self.fights = WriterFights()
+        self.reconciler = ClusterReconciler(client, self.store, self.recorder, fights=self.fights)
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[Key, int] = {}
-        self.reconciles = 0
-        self.errors = 0
         # Workers take work only while this replica leads (always, without leader election).
         self.leading = asyncio.Event()
         self.leading.set()
@@ -48,6 +51,7 @@ class Controller:
             PHASES.forget(key)
             self.queue.forget(key)
             self._failures.pop(key, None)
+            self.fights.forget(*key)
             return
         self.store.put_cluster(body)
         self.queue.add(key)
@@ -119,7 +123,6 @@ class Controller:
     async def reconcile(self, key: Key) -> None:
         namespace, name = key
         extra = {"namespace": namespace, "cluster": name}
-        self.reconciles += 1
         started = time.monotonic()
         try:
             result = await self.reconciler.reconcile(key)
@@ -139,12 +142,9 @@ class Controller:
         finally:
             RECONCILE_SECONDS.observe(time.monotonic() - started)
         RECONCILES.labels(result="blocked" if result.blocked else "success").inc()
-        if result.problems:
-            # Nothing announces that a missing optional kind got installed: look again later.
-            self.queue.add_after(key, PROBLEM_RETRY_SECONDS)
         if result.phase:
             PHASES.set(key, result.phase)
-        self._failures.pop(key, None)
+        self._follow_up(key, result)
         if result.changes or result.status_written:
             log.debug(
                 "reconciled: %s",
@@ -152,10 +152,26 @@ class Controller:
                 extra=extra,
             )
 
-    def _retry(self, key: Key, err: BaseException, extra: dict[str, str]) -> None:
-        self.errors += 1
+    def _follow_up(self, key: Key, result: PassResult) -> None:
+        """When to look at the cluster again without a watch event."""
+        if result.refused:
+            # The API server refused a child: the same request would be refused again, so
+            # back off; a spec change is a watch event and is tried at once.
+            self.queue.add_after(key, self._backoff(key))
+            return
+        self._failures.pop(key, None)
+        if result.retry_after is not None:
+            self.queue.add_after(key, result.retry_after)
+        elif result.problems:
+            # Nothing announces that a missing optional kind got installed: look again later.
+            self.queue.add_after(key, PROBLEM_RETRY_SECONDS)
+
+    def _backoff(self, key: Key) -> float:
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
-        delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1))
+        return float(min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1)))
+
+    def _retry(self, key: Key, err: BaseException, extra: dict[str, str]) -> None:
+        delay = self._backoff(key)
         log.warning("reconcile failed (%s); retrying in %.1fs", err, delay, extra=extra)
         self.queue.add_after(key, delay)

@@ -1,8 +1,7 @@
 """What the operator has seen of the cluster, fed by watch events (an informer cache).
 
 Reconciles read from here instead of the API; a miss falls back to one GET. ConfigMap and
-Secret contents are never kept: only a digest and the key names, and only for objects some
-AidboxCluster references.
+Secret contents are never kept: only a digest, the key names and the owners' uids.
 """
 
 from __future__ import annotations
@@ -15,36 +14,10 @@ from typing import Any
 
 from aidbox_operator.model.constants import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from aidbox_operator.render import stable_hash
+from aidbox_operator.status import PodSummary, summarize_pod
 
 Key = tuple[str, str]  # (namespace, name)
 ChildKey = tuple[str, str, str]  # (kind, namespace, name)
-
-# Why a pod is not serving, in the words `kubectl get pods` uses.
-FAILING_REASONS = frozenset(
-    {
-        "CrashLoopBackOff",
-        "ImagePullBackOff",
-        "ErrImagePull",
-        "InvalidImageName",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-        "RunContainerError",
-        "OOMKilled",
-        "Error",
-        "Unschedulable",
-    }
-)
-
-
-@dataclass(frozen=True)
-class PodSummary:
-    name: str
-    node: str
-    phase: str
-    ready: bool
-    template_hash: str
-    reason: str  # "" when nothing is wrong
-    terminating: bool
 
 
 @dataclass(frozen=True)
@@ -54,50 +27,20 @@ class ConfigSummary:
     exists: bool
     digest: str = ""
     keys: frozenset[str] = frozenset()
+    # uids in its ownerReferences: the generated keys Secret must be this cluster's own.
+    owner_uids: frozenset[str] = frozenset()
 
 
 def summarize_config(body: dict[str, Any] | None) -> ConfigSummary:
     if body is None:
         return ConfigSummary(exists=False)
     data = {**(body.get("data") or {}), **(body.get("binaryData") or {})}
-    return ConfigSummary(exists=True, digest=stable_hash(data), keys=frozenset(data))
-
-
-def _container_reason(status: dict[str, Any]) -> str:
-    state = status.get("state") or {}
-    for phase in ("waiting", "terminated"):
-        reason = (state.get(phase) or {}).get("reason")
-        if reason:
-            return str(reason)
-    last = (status.get("lastState") or {}).get("terminated") or {}
-    if last.get("reason") == "OOMKilled":
-        return "OOMKilled"
-    return ""
-
-
-def summarize_pod(body: dict[str, Any]) -> PodSummary:
-    meta = body.get("metadata") or {}
-    status = body.get("status") or {}
-    conditions = {c.get("type"): c for c in status.get("conditions") or []}
-    ready = (conditions.get("Ready") or {}).get("status") == "True"
-    reason = ""
-    for container in status.get("containerStatuses") or []:
-        reason = _container_reason(container)
-        if reason:
-            break
-    scheduled = conditions.get("PodScheduled") or {}
-    if not reason and scheduled.get("status") == "False":
-        reason = str(scheduled.get("reason") or "Unschedulable")
-    if not reason and status.get("phase") == "Running" and not ready:
-        reason = "NotReady"
-    return PodSummary(
-        name=str(meta.get("name", "")),
-        node=str((body.get("spec") or {}).get("nodeName") or ""),
-        phase=str(status.get("phase") or "Pending"),
-        ready=ready,
-        template_hash=str((meta.get("labels") or {}).get("pod-template-hash", "")),
-        reason=reason,
-        terminating=bool(meta.get("deletionTimestamp")),
+    refs = (body.get("metadata") or {}).get("ownerReferences") or []
+    return ConfigSummary(
+        exists=True,
+        digest=stable_hash(data),
+        keys=frozenset(data),
+        owner_uids=frozenset(str(r.get("uid")) for r in refs),
     )
 
 
@@ -234,9 +177,6 @@ class ObjectStore:
             self._refs_of[cluster] = refs
         else:
             self._refs_of.pop(cluster, None)
-
-    def is_referenced(self, kind: str, namespace: str, name: str) -> bool:
-        return (kind, namespace, name) in self.references
 
     def put_config(self, kind: str, namespace: str, name: str, body: dict[str, Any] | None) -> bool:
         """Record a ConfigMap/Secret (None: it does not exist); True when it changed for a

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aidbox_operator.model import AidboxCluster
+from aidbox_operator.model.constants import APPLIED_HASH_ANNOTATION
 from aidbox_operator.render.deployment import build_deployment
 from aidbox_operator.render.disruption import build_disruption_budget, wants_disruption_budget
+from aidbox_operator.render.hashing import stable_hash
 from aidbox_operator.render.service import (
     build_service,
     build_service_monitor,
@@ -23,6 +25,15 @@ class RenderContext:
     config_hash: str | None = None
     # Keys the generated `<name>-auth-keys` Secret feeds into the pods' environment.
     generated_keys: tuple[str, ...] = ()
+    # Replicas the Deployment runs when an autoscaler owns them (manageReplicas: false).
+    observed_replicas: int | None = None
+
+
+def effective_replicas(cluster: AidboxCluster, context: RenderContext) -> int:
+    """The replica count decisions follow: the spec's, unless another controller owns it."""
+    if not cluster.spec.manage_replicas and context.observed_replicas is not None:
+        return context.observed_replicas
+    return cluster.spec.replicas
 
 
 def render_cluster(
@@ -33,8 +44,16 @@ def render_cluster(
         build_deployment(cluster, context.config_hash, context.generated_keys),
         build_service(cluster),
     ]
-    if wants_disruption_budget(cluster):
+    if wants_disruption_budget(cluster, effective_replicas(cluster, context)):
         manifests.append(build_disruption_budget(cluster))
     if wants_service_monitor(cluster):
         manifests.append(build_service_monitor(cluster))
-    return manifests
+    return [stamp_applied_hash(m) for m in manifests]
+
+
+def stamp_applied_hash(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Record a hash of the manifest on it, so a later pass can tell locally, without a
+    request, whether what runs is what it would apply now."""
+    applied_hash = stable_hash(manifest)
+    manifest["metadata"].setdefault("annotations", {})[APPLIED_HASH_ANNOTATION] = applied_hash
+    return manifest

@@ -8,9 +8,10 @@ from aidbox_operator.model import AidboxCluster
 from aidbox_operator.render.labels import object_meta, selector_labels
 
 
-def wants_disruption_budget(cluster: AidboxCluster) -> bool:
+def wants_disruption_budget(cluster: AidboxCluster, replicas: int) -> bool:
+    """`replicas` is what the Deployment runs: the spec's, or an autoscaler's choice."""
     # With one replica a budget could only block node drains, never keep anything serving.
-    return cluster.spec.pod_disruption_budget.enabled and cluster.spec.replicas >= 2
+    return cluster.spec.pod_disruption_budget.enabled and replicas >= 2
 
 
 def build_disruption_budget(cluster: AidboxCluster) -> dict[str, Any]:

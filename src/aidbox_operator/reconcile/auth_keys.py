@@ -1,0 +1,220 @@
+"""Shared JWT signing keys (and the Multibox cluster secret) for all replicas.
+
+Generated once into `<name>-auth-keys` and changed only on purpose: new keys invalidate every
+token users hold. A deleted keys Secret is reported and, unless spec.authKeys.onLoss says
+Regenerate, left for a person to restore. Key material never leaves this module except into
+that Secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from aidbox_operator.model import AidboxCluster, parse_image_version
+from aidbox_operator.reconcile.kube import MERGE_PATCH, SECRETS, ApiError, KubeClient
+from aidbox_operator.reconcile.observe import Configs
+from aidbox_operator.reconcile.result import PassResult
+from aidbox_operator.reconcile.store import ObjectStore
+from aidbox_operator.render.secrets import (
+    AUTH_KEYS,
+    CLUSTER_SECRET_KEY,
+    PRIVATE_KEY,
+    PUBLIC_KEY,
+    SECRET_KEY,
+    auth_keys_secret_name,
+    build_keys_secret,
+    is_multibox,
+)
+from aidbox_operator.status import Blocker
+from aidbox_operator.status.ownership import conflict_blocker, describe_holder
+
+
+def _generate_values(keys: frozenset[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if PRIVATE_KEY in keys or PUBLIC_KEY in keys:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        values[PRIVATE_KEY] = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        values[PUBLIC_KEY] = (
+            private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+    if SECRET_KEY in keys:
+        values[SECRET_KEY] = secrets.token_urlsafe(48)  # 64 characters, well over 32 bytes
+    if CLUSTER_SECRET_KEY in keys:
+        values[CLUSTER_SECRET_KEY] = secrets.token_urlsafe(48)
+    return {k: v for k, v in values.items() if k in keys}
+
+
+# RSA generation takes ~70-90 ms of CPU: off the event loop, on threads of its own so that it
+# never delays the default executor others use.
+_KEYGEN = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keygen")
+
+
+async def generate_key_data(keys: frozenset[str]) -> dict[str, str]:
+    """Base64 Secret data for the given keys."""
+    loop = asyncio.get_running_loop()
+    values = await loop.run_in_executor(_KEYGEN, _generate_values, keys)
+    return {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class KeysPlan:
+    """What the keys Secret needs this pass (decided without writing anything)."""
+
+    name: str
+    # Keys the pods read from the operator's Secret.
+    wanted: tuple[str, ...] = ()
+    # Keys to generate now; with `create`, the Secret itself is to be made.
+    absent: frozenset[str] = frozenset()
+    create: bool = False
+    # The Secret existed (the Deployment reads it) and is gone; policy allowed new keys.
+    regenerate: bool = False
+    # The Secret exists but belongs to someone else: a conflict to name.
+    foreign: bool = False
+    blocker: Blocker | None = None
+
+
+def _user_keys(cluster: AidboxCluster, configs: Configs) -> set[str]:
+    ns, spec = cluster.namespace, cluster.spec
+    keys: set[str] = {e.name for e in spec.env}
+    keys |= configs[("ConfigMap", ns, spec.config_map_name(cluster.name))].keys
+    keys |= configs[("Secret", ns, spec.secret_name(cluster.name))].keys
+    return keys
+
+
+def _half_set(user_keys: set[str]) -> Blocker | None:
+    if (PRIVATE_KEY in user_keys) == (PUBLIC_KEY in user_keys):
+        return None
+    have, lack = (
+        (PRIVATE_KEY, PUBLIC_KEY) if PRIVATE_KEY in user_keys else (PUBLIC_KEY, PRIVATE_KEY)
+    )
+    return Blocker(
+        "AuthKeysIncomplete",
+        f"the cluster's configuration sets {have} but not {lack}: Aidbox 2602+ refuses to start "
+        "and older releases sign tokens other replicas reject; set both (and "
+        f"{SECRET_KEY}) or neither, to let the operator generate a shared set",
+        "refused",
+    )
+
+
+def _reads_keys_secret(deployment: dict[str, Any] | None, name: str) -> bool:
+    if not deployment:
+        return False
+    for container in deployment["spec"]["template"]["spec"].get("containers") or []:
+        for var in container.get("env") or []:
+            ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if ref.get("name") == name:
+                return True
+    return False
+
+
+def _lost_keys(cluster: AidboxCluster, name: str) -> Blocker | None:
+    if cluster.spec.auth_keys.on_loss == "Regenerate":
+        return None
+    return Blocker(
+        "AuthKeysMissing",
+        f"Secret {name} with the cluster's shared JWT keys was deleted; new keys would "
+        "invalidate every token already issued, so nothing is regenerated: restore the Secret "
+        "(from a backup), or set spec.authKeys.onLoss: Regenerate to create new keys",
+        "refused",
+    )
+
+
+def plan_keys(
+    cluster: AidboxCluster, configs: Configs, own_deployment: dict[str, Any] | None
+) -> KeysPlan:
+    name = auth_keys_secret_name(cluster)
+    user_keys = _user_keys(cluster, configs)
+    if blocker := _half_set(user_keys):
+        return KeysPlan(name, blocker=blocker)
+    if not cluster.spec.auth_keys.generate:
+        return KeysPlan(name)
+    wanted = {k for k in AUTH_KEYS if PRIVATE_KEY not in user_keys}
+    if is_multibox(parse_image_version(cluster.spec.image).repository):
+        wanted |= {CLUSTER_SECRET_KEY} - user_keys
+    ordered = tuple(k for k in (*AUTH_KEYS, CLUSTER_SECRET_KEY) if k in wanted)
+    if not wanted:
+        return KeysPlan(name)
+    existing = configs[("Secret", cluster.namespace, name)]
+    if existing.exists and cluster.metadata.uid not in existing.owner_uids:
+        return KeysPlan(name, foreign=True)
+    if not existing.exists and _reads_keys_secret(own_deployment, name):
+        lost = _lost_keys(cluster, name)
+        return KeysPlan(name, ordered, frozenset(wanted), True, regenerate=True, blocker=lost)
+    absent = frozenset(wanted - existing.keys)
+    return KeysPlan(name, ordered, absent, create=not existing.exists)
+
+
+class KeysKeeper:
+    def __init__(self, client: KubeClient, store: ObjectStore) -> None:
+        self.client = client
+        self.store = store
+
+    async def conflict(self, cluster: AidboxCluster, name: str) -> Blocker:
+        """Name who holds a keys Secret that is not this cluster's."""
+        body = await self.client.get(SECRETS, cluster.namespace, name)
+        holder = describe_holder(body) if body else "gone"
+        return conflict_blocker("Secret", name, holder, cluster.name)
+
+    async def ensure(self, cluster: AidboxCluster, plan: KeysPlan, result: PassResult) -> None:
+        if not plan.absent:
+            return
+        ns, name = cluster.namespace, plan.name
+        data = await generate_key_data(plan.absent)
+        if plan.create:
+            body = await self._create(cluster, data)
+            if plan.regenerate:
+                result.warnings.append(
+                    (
+                        "AuthKeysRegenerated",
+                        f"Secret {name} was deleted; new JWT keys were generated as "
+                        "spec.authKeys.onLoss: Regenerate asks: tokens issued before are invalid",
+                    )
+                )
+            else:
+                result.changes.append(("Created", f"Secret {name} with shared JWT keys"))
+        else:
+            # Add only what is missing: existing keys are never replaced.
+            body = await self.client.request(
+                "PATCH",
+                SECRETS.path(ns, name),
+                body={"data": data},
+                content_type=MERGE_PATCH,
+                verb="patch",
+            )
+            result.changes.append(("Updated", f"Secret {name}: added {', '.join(sorted(data))}"))
+        self.store.put_config("Secret", ns, name, body)
+
+    async def _create(self, cluster: AidboxCluster, data: dict[str, str]) -> dict[str, Any]:
+        try:
+            return await self.client.create(
+                SECRETS, cluster.namespace, build_keys_secret(cluster, data)
+            )
+        except ApiError as err:
+            if not err.conflict:
+                raise
+        # Made meanwhile, by this operator before a crash or by another writer: read it, so the
+        # next pass judges its owner instead of trying to create it again.
+        name = auth_keys_secret_name(cluster)
+        body = await self.client.get(SECRETS, cluster.namespace, name)
+        self.store.put_config("Secret", cluster.namespace, name, body)
+        raise KeysRaced(name)
+
+
+class KeysRaced(Exception):
+    """The keys Secret appeared between observing and creating it; the pass starts over."""

@@ -1,0 +1,186 @@
+"""Apply and prune the cluster's children: only objects this AidboxCluster owns are changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aidbox_operator.metrics import CONFIG_ROLLOUTS, DRIFT_REPAIRS
+from aidbox_operator.model import AidboxCluster
+from aidbox_operator.model.constants import APPLIED_HASH_ANNOTATION, CONFIG_HASH_ANNOTATION
+from aidbox_operator.reconcile.diff import is_subset
+from aidbox_operator.reconcile.fights import WriterFights, fight_message
+from aidbox_operator.reconcile.kube import KINDS_BY_NAME, PDBS, SERVICE_MONITORS, ApiError
+from aidbox_operator.reconcile.observe import Observer
+from aidbox_operator.reconcile.result import PassResult
+from aidbox_operator.status import Blocker
+from aidbox_operator.status.ownership import (
+    Ownership,
+    conflict_blocker,
+    describe_holder,
+    judge,
+    last_other_writer,
+)
+
+SERVICE_MONITOR_MISSING = (
+    "ServiceMonitorUnavailable",
+    "spec.metrics.serviceMonitor.enabled is set but the cluster has no monitoring.coreos.com/v1 "
+    "ServiceMonitor kind (install the Prometheus Operator's CRDs); the metrics port and "
+    "Service port are in place",
+)
+
+
+@dataclass(frozen=True)
+class Child:
+    """One desired child beside what exists under its name."""
+
+    manifest: dict[str, Any]
+    observed: dict[str, Any] | None
+    ownership: Ownership | None  # None: nothing exists under that name
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        meta = self.manifest["metadata"]
+        return self.manifest["kind"], meta["namespace"], meta["name"]
+
+    @property
+    def in_sync(self) -> bool:
+        if self.observed is None or self.ownership != "ours":
+            return False
+        annotations = self.observed["metadata"].get("annotations") or {}
+        wanted = self.manifest["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]
+        return annotations.get(APPLIED_HASH_ANNOTATION) == wanted and is_subset(
+            self.manifest, self.observed
+        )
+
+
+def _config_hash_of(deployment: dict[str, Any]) -> str | None:
+    template = deployment.get("spec", {}).get("template", {})
+    value = (template.get("metadata", {}).get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
+    return str(value) if value is not None else None
+
+
+def refusal(manifest: dict[str, Any], err: ApiError) -> Blocker:
+    kind, name = manifest["kind"], manifest["metadata"]["name"]
+    return Blocker(
+        "ApplyFailed",
+        f"the API server refused {kind} {name} ({err.status} {err.reason}): {err.message}",
+        "refused",
+    )
+
+
+def is_refusal(err: ApiError) -> bool:
+    """A 4xx that retrying the same request cannot cure (not throttling, not a lost race)."""
+    transient = err.status in (404, 409, 429) or "being terminated" in err.message
+    return 400 <= err.status < 500 and not transient
+
+
+class ChildApplier:
+    def __init__(self, observer: Observer, fights: WriterFights) -> None:
+        self.observer = observer
+        self.client = observer.client
+        self.store = observer.store
+        self.fights = fights
+
+    async def observe(self, cluster: AidboxCluster, manifests: list[dict[str, Any]]) -> list[Child]:
+        children = []
+        for manifest in manifests:
+            meta = manifest["metadata"]
+            body = await self.observer.child(manifest["kind"], meta["namespace"], meta["name"])
+            owner = judge(body, cluster.name, cluster.metadata.uid) if body else None
+            children.append(Child(manifest, body, owner))
+        return children
+
+    @staticmethod
+    def conflict(cluster: AidboxCluster, children: list[Child]) -> Blocker | None:
+        foreign = [c for c in children if c.ownership == "foreign" and c.observed]
+        if not foreign:
+            return None
+        first = foreign[0]
+        kind, _, name = first.key
+        assert first.observed is not None
+        return conflict_blocker(kind, name, describe_holder(first.observed), cluster.name)
+
+    async def apply_all(self, children: list[Child], result: PassResult) -> Blocker | None:
+        for child in children:
+            try:
+                await self.apply(child, result)
+            except ApiError as err:
+                if child.manifest["kind"] == "ServiceMonitor" and err.not_found:
+                    result.problems.append(SERVICE_MONITOR_MISSING)
+                    continue
+                if is_refusal(err):
+                    return refusal(child.manifest, err)
+                raise
+        return None
+
+    async def apply(self, child: Child, result: PassResult) -> None:
+        if child.in_sync:
+            self.fights.in_sync(child.key)
+            return
+        kind, _, name = child.key
+        action = self._action(child)
+        if action == "DriftRepaired" and not await self._may_repair(child, result):
+            return
+        note = ""
+        old_hash = _config_hash_of(child.observed) if child.observed else None
+        if kind == "Deployment" and old_hash not in (None, _config_hash_of(child.manifest)):
+            CONFIG_ROLLOUTS.inc()
+            note = " (referenced configuration changed: rolling restart)"
+        body = await self.client.apply(child.manifest)
+        self.store.put_child(body)
+        result.changes.append((action, f"{kind} {name}{note}"))
+
+    def _action(self, child: Child) -> str:
+        kind, namespace, name = child.key
+        if child.observed is None:
+            if self.store.seen_before(kind, namespace, name):
+                DRIFT_REPAIRS.labels(kind=kind).inc()
+                return "Recreated"
+            return "Created"
+        if child.ownership == "adoptable":
+            return "Adopted"
+        observed_hash = (child.observed["metadata"].get("annotations") or {}).get(
+            APPLIED_HASH_ANNOTATION
+        )
+        if observed_hash != child.manifest["metadata"]["annotations"][APPLIED_HASH_ANNOTATION]:
+            return "Updated"
+        DRIFT_REPAIRS.labels(kind=kind).inc()
+        return "DriftRepaired"
+
+    async def _may_repair(self, child: Child, result: PassResult) -> bool:
+        """False while a fight with another writer slows repairs down."""
+        kind, namespace, name = child.key
+        fight = self.fights.fight(child.key)
+        if fight is None:
+            if not self.fights.repaired(child.key):
+                return True  # an ordinary repair
+            # Name the other writer: managedFields are not cached, so read them once.
+            body = await self.client.get(KINDS_BY_NAME[kind], namespace, name)
+            fight = self.fights.start(child.key, last_other_writer(body or {}))
+            allowed = True
+        else:
+            allowed = self.fights.wait_left(child.key) <= 0
+            if allowed:
+                self.fights.repaired(child.key)
+        result.problems.append(("ConflictingWriter", fight_message(kind, name, fight)))
+        result.look_again(max(1.0, self.fights.wait_left(child.key)))
+        return allowed
+
+    async def prune(
+        self, cluster: AidboxCluster, manifests: list[dict[str, Any]], result: PassResult
+    ) -> None:
+        """Delete children the spec no longer wants (a PDB once replicas drop below 2)."""
+        wanted = {m["kind"] for m in manifests}
+        ns, name = cluster.namespace, cluster.name
+        for kind in (PDBS, SERVICE_MONITORS):
+            # Both kinds are watched: the store knows whether one exists.
+            body = self.store.child(kind.kind, ns, name)
+            if kind.kind in wanted or body is None:
+                continue
+            if judge(body, cluster.name, cluster.metadata.uid) != "ours":
+                continue
+            await self.client.delete(kind, ns, name)
+            self.store.drop_child(kind.kind, ns, name)
+            self.store.mark_absent(kind.kind, ns, name)
+            result.changes.append(("Deleted", f"{kind.kind} {name}"))

@@ -1,0 +1,70 @@
+"""Write the status a pass computed, and the Events its transitions deserve."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aidbox_operator.model import ClusterStatus
+from aidbox_operator.reconcile.events import EventRecorder
+from aidbox_operator.reconcile.kube import ApiError, KubeClient
+from aidbox_operator.reconcile.result import CLUSTERS, PassResult
+from aidbox_operator.reconcile.store import ObjectStore
+from aidbox_operator.status import Observation, compute_status, transition_events
+
+
+def _observed_by_controller(deployment: dict[str, Any]) -> bool:
+    observed = (deployment.get("status") or {}).get("observedGeneration", 0)
+    return bool(observed >= deployment["metadata"].get("generation", 0))
+
+
+def _pods_lag(obs: Observation) -> bool:
+    """Pod events lag the Deployment's count (after a restart, until the pod listing arrives):
+    judging pods now could report problems that are not there."""
+    live = sum(1 for p in obs.pods if not p.terminating)
+    return obs.deployment is not None and live < int(
+        (obs.deployment.get("status") or {}).get("replicas", 0)
+    )
+
+
+class StatusReporter:
+    def __init__(
+        self,
+        client: KubeClient,
+        store: ObjectStore,
+        recorder: EventRecorder,
+        clock: Callable[[], str],
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.recorder = recorder
+        self.clock = clock
+
+    async def report(
+        self, body: dict[str, Any], obs: Observation, previous: ClusterStatus, result: PassResult
+    ) -> None:
+        deployment = obs.deployment
+        if obs.blocker is None and deployment and not _observed_by_controller(deployment):
+            # The Deployment controller has not seen the latest change yet (an annotation edit
+            # bumps a Deployment's generation too); its next status update brings us back.
+            return
+        if _pods_lag(obs):
+            return  # the missing pods' events bring us back
+        now = self.clock()
+        status = compute_status(obs, previous, now)
+        result.phase = status.phase
+        if status.to_api() == previous.to_api():
+            return
+        meta = body["metadata"]
+        try:
+            updated = await self.client.patch_status(
+                CLUSTERS, meta["namespace"], meta["name"], status.to_api()
+            )
+        except ApiError as err:
+            if err.not_found:
+                return  # deleted meanwhile
+            raise
+        result.status_written = True
+        self.store.put_cluster(updated)
+        for type_, reason, message in transition_events(previous, status):
+            await self.recorder.record(body, type_, reason, message, now)

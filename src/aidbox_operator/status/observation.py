@@ -1,0 +1,59 @@
+"""What one reconcile pass saw, handed to the status computation as one value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aidbox_operator.status.blockers import Blocker
+from aidbox_operator.status.pods import PodSummary
+
+
+@dataclass(frozen=True)
+class Observation:
+    generation: int | None
+    # Replicas the cluster should run: the spec's, or the Deployment's own when another
+    # controller (an HPA) manages them.
+    desired_replicas: int
+    selector: str
+    deployment: dict[str, Any] | None
+    pods: tuple[PodSummary, ...] = ()
+    blocker: Blocker | None = None
+    missing: tuple[str, ...] = ()
+    # (reason, message) of problems that degrade the cluster without blocking it.
+    problems: tuple[tuple[str, str], ...] = ()
+    # The desired state differs from what runs (only known while a change is held or paused).
+    pending: bool = False
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """The Deployment controller's own report, reduced to what status needs."""
+
+    replicas: int
+    ready: int
+    updated: int
+    complete: bool
+    stuck: bool
+
+    @classmethod
+    def of(cls, deployment: dict[str, Any] | None, desired: int) -> Rollout:
+        status = (deployment or {}).get("status") or {}
+        generation = (deployment or {}).get("metadata", {}).get("generation", 0)
+        current = (status.get("observedGeneration") or 0) >= generation
+        replicas = int(status.get("replicas", 0))
+        updated = int(status.get("updatedReplicas", 0))
+        complete = (
+            deployment is not None
+            and current
+            and updated >= desired
+            and replicas == updated
+            and int(status.get("availableReplicas", 0)) >= desired
+        )
+        progressing: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
+        )
+        stuck = progressing.get("status") == "False" and (
+            progressing.get("reason") == "ProgressDeadlineExceeded"
+        )
+        return cls(replicas, int(status.get("readyReplicas", 0)), updated, complete, stuck)
