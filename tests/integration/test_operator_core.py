@@ -48,7 +48,13 @@ def test_create_gives_seed_deployment_service_and_ready_status(
     assert status["readyReplicas"] == 2 and status["replicas"] == 2
     assert status["selector"] == "app.kubernetes.io/name=aidbox,app.kubernetes.io/instance=aidbox"
     assert status["version"] == "latest" and status["image"] == "healthsamurai/aidboxone:latest"
-    assert {c["type"] for c in status["conditions"]} == {"Ready", "Progressing", "Degraded"}
+    assert {c["type"] for c in status["conditions"]} == {
+        "Ready",
+        "Progressing",
+        "Degraded",
+        "Reconciling",
+        "Stalled",
+    }
 
     dep = _deployment(api_client, "aidbox", namespace)
     assert dep.spec.replicas == 2

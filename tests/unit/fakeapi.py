@@ -1,0 +1,306 @@
+"""An in-memory Kubernetes API for unit tests of the reconcile core (plain Python, no network).
+
+It answers the operator's KubeClient requests (GET, POST, server-side apply, merge patch, PUT,
+DELETE) with the API server's status codes, keeps uids, resourceVersions and generations, and
+lets a test refuse requests or play the Deployment controller. `Harness` feeds what the API
+holds into a real Controller as its watches would.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from aidbox_operator.model.constants import FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL
+from aidbox_operator.reconcile.controller import Controller
+from aidbox_operator.reconcile.kube import ApiError, KubeClient
+
+KINDS = {
+    "deployments": "Deployment",
+    "services": "Service",
+    "poddisruptionbudgets": "PodDisruptionBudget",
+    "servicemonitors": "ServiceMonitor",
+    "secrets": "Secret",
+    "configmaps": "ConfigMap",
+    "pods": "Pod",
+    "events": "Event",
+    "aidboxclusters": "AidboxCluster",
+    "leases": "Lease",
+}
+API_VERSIONS = {
+    "Deployment": "apps/v1",
+    "PodDisruptionBudget": "policy/v1",
+    "ServiceMonitor": "monitoring.coreos.com/v1",
+    "AidboxCluster": "aidbox.io/v1alpha1",
+    "Lease": "coordination.k8s.io/v1",
+}
+_PATH = re.compile(
+    r"^/(?:api/v1|apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)"
+    r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$"
+)
+ObjKey = tuple[str, str, str]  # (kind, namespace, name)
+Refusal = Callable[[str, str, dict[str, Any] | None], ApiError | None]
+
+
+def _merge(into: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    for key, value in patch.items():
+        if value is None:
+            into.pop(key, None)
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+    return into
+
+
+class FakeKube(KubeClient):
+    def __init__(self) -> None:  # no ApiClient: nothing leaves the process
+        self.requests: Counter[str] = Counter()
+        self.objects: dict[ObjKey, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.log: list[tuple[str, str]] = []  # (verb, path) of every request
+        self._ids = itertools.count(1)
+        # Called before every request with (verb, kind, body); an ApiError it returns is raised.
+        self.refuse: Refusal = lambda verb, kind, body: None
+        self.crd_missing: set[str] = set()
+
+    async def close(self) -> None:
+        return None
+
+    # -- test-side helpers -----------------------------------------------------------------
+    def put(self, body: dict[str, Any], manager: str = "kubectl") -> dict[str, Any]:
+        """Create or replace an object as someone else would (not the operator)."""
+        body = copy.deepcopy(body)
+        kind, meta = body["kind"], body["metadata"]
+        meta.setdefault("namespace", "default")
+        key = (kind, meta["namespace"], meta["name"])
+        old = self.objects.get(key)
+        meta.setdefault("uid", old["metadata"]["uid"] if old else f"uid-{next(self._ids)}")
+        meta["generation"] = (old or {}).get("metadata", {}).get("generation", 0) + 1
+        meta["resourceVersion"] = str(next(self._ids))
+        meta["managedFields"] = [{"manager": manager, "operation": "Update", "time": self._now()}]
+        body.setdefault("apiVersion", API_VERSIONS.get(kind, "v1"))
+        self.objects[key] = body
+        return copy.deepcopy(body)
+
+    def get_object(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        body = self.objects.get((kind, namespace, name))
+        return copy.deepcopy(body) if body else None
+
+    def writes(self) -> int:
+        return sum(n for verb, n in self.requests.items() if verb not in ("get", "list"))
+
+    def _now(self) -> str:
+        return f"2026-01-01T00:00:{next(self._ids) % 60:02d}Z"
+
+    # -- the API ---------------------------------------------------------------------------
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        verb: str | None = None,
+    ) -> dict[str, Any]:
+        verb = verb or method.lower()
+        self.requests[verb] += 1
+        self.log.append((verb, path))
+        match = _PATH.match(path.split("?")[0])
+        assert match, path
+        kind = KINDS[match["plural"]]
+        if kind in self.crd_missing:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if refused := self.refuse(verb, kind, body):
+            raise refused
+        key = (kind, match["ns"], match["name"] or "")
+        handler = getattr(self, f"_{method.lower()}")
+        result: dict[str, Any] = handler(key, body, content_type, match["sub"])
+        return copy.deepcopy(result)
+
+    def _missing(self, key: ObjKey) -> ApiError:
+        return ApiError(404, "NotFound", f'{key[0].lower()}s "{key[2]}" not found')
+
+    def _get(self, key: ObjKey, *_: Any) -> dict[str, Any]:
+        if key not in self.objects:
+            raise self._missing(key)
+        return self.objects[key]
+
+    def _post(self, key: ObjKey, body: dict[str, Any], *_: Any) -> dict[str, Any]:
+        if key[0] == "Event":
+            self.events.append(copy.deepcopy(body))
+            return body
+        name = body["metadata"]["name"]
+        if (key[0], key[1], name) in self.objects:
+            raise ApiError(409, "AlreadyExists", f'{key[0].lower()}s "{name}" already exists')
+        stored = self.put({**body, "kind": key[0]}, manager=FIELD_MANAGER)
+        return stored
+
+    def _patch(
+        self, key: ObjKey, body: dict[str, Any], content_type: str | None, sub: str | None
+    ) -> dict[str, Any]:
+        if content_type == "application/apply-patch+yaml":
+            return self._apply(key, body)
+        if key not in self.objects:
+            raise self._missing(key)
+        current = self.objects[key]
+        if sub == "status":
+            current["status"] = copy.deepcopy(body["status"])
+        else:
+            _merge(current, body)
+        current["metadata"]["resourceVersion"] = str(next(self._ids))
+        return current
+
+    def _apply(self, key: ObjKey, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply with force, reduced to what the operator relies on: its fields
+        replace what it applied before; status and other managers' metadata stay."""
+        current = self.objects.get(key)
+        if current is None:
+            return self.put(manifest, manager=FIELD_MANAGER)
+        merged = copy.deepcopy(manifest)
+        merged["metadata"] = {**current["metadata"], **copy.deepcopy(manifest["metadata"])}
+        if "status" in current:
+            merged["status"] = current["status"]
+        if json.dumps(current.get("spec"), sort_keys=True) != json.dumps(
+            merged.get("spec"), sort_keys=True
+        ):
+            merged["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
+        merged["metadata"]["resourceVersion"] = str(next(self._ids))
+        others = [
+            m for m in current["metadata"].get("managedFields", []) if m["manager"] != FIELD_MANAGER
+        ]
+        merged["metadata"]["managedFields"] = [
+            *others,
+            {"manager": FIELD_MANAGER, "operation": "Apply", "time": self._now()},
+        ]
+        self.objects[key] = merged
+        return merged
+
+    def _put(self, key: ObjKey, body: dict[str, Any], *_: Any) -> dict[str, Any]:
+        if key not in self.objects:
+            raise self._missing(key)
+        return self.put(body, manager=FIELD_MANAGER)
+
+    def _delete(self, key: ObjKey, *_: Any) -> dict[str, Any]:
+        if key not in self.objects:
+            raise self._missing(key)
+        return self.objects.pop(key)
+
+
+class Harness:
+    """A real Controller on a FakeKube, fed as its watches would feed it."""
+
+    def __init__(self) -> None:
+        self.api = FakeKube()
+        self.controller = Controller(self.api, workers=1)
+        self._seen: dict[ObjKey, str] = {}
+
+    def sync(self) -> None:
+        """Deliver a watch event for every object that changed or went away."""
+        current = {k: v["metadata"]["resourceVersion"] for k, v in self.api.objects.items()}
+        for key, body in list(self.api.objects.items()):
+            if self._seen.get(key) != current[key]:
+                self._deliver(None, copy.deepcopy(body))
+        for key in set(self._seen) - set(current):
+            kind, namespace, name = key
+            stub = {"kind": kind, "metadata": {"namespace": namespace, "name": name}}
+            gone = self._last.get(key, stub)
+            self._deliver("DELETED", gone)
+        self._last = {k: copy.deepcopy(v) for k, v in self.api.objects.items()}
+        self._seen = current
+
+    _last: dict[ObjKey, dict[str, Any]] = {}
+
+    def _deliver(self, event: str | None, body: dict[str, Any]) -> None:
+        kind = body["kind"]
+        owned = (body["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+        if kind == "AidboxCluster":
+            self.controller.observe_cluster(event, body)
+        elif kind in ("ConfigMap", "Secret"):
+            self.controller.observe_config(kind, event, body)
+        elif kind == "Pod" and owned:
+            self.controller.observe_pod(event, body)
+        elif kind in ("Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor") and owned:
+            self.controller.observe_child(event, body)
+
+    async def reconcile(self, name: str = "aidbox", namespace: str = "default") -> Any:
+        self.sync()
+        result = await self.controller.reconciler.reconcile((namespace, name))
+        await self.controller.recorder.drain()
+        self.sync()
+        return result
+
+    def cluster(self, name: str = "aidbox", **spec: Any) -> dict[str, Any]:
+        body = {
+            "apiVersion": "aidbox.io/v1alpha1",
+            "kind": "AidboxCluster",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": spec,
+        }
+        return self.api.put(body)
+
+    def update_spec(self, name: str = "aidbox", **spec: Any) -> None:
+        body = self.api.objects[("AidboxCluster", "default", name)]
+        body["spec"] = {**body.get("spec", {}), **spec}
+        body["metadata"]["generation"] += 1
+        body["metadata"]["resourceVersion"] = str(next(self.api._ids))
+
+    def config(self, kind: str, name: str, data: dict[str, str]) -> None:
+        self.api.put({"kind": kind, "metadata": {"name": name}, "data": data})
+
+    def status(self, name: str = "aidbox") -> dict[str, Any]:
+        body = self.api.objects[("AidboxCluster", "default", name)]
+        status: dict[str, Any] = body.get("status") or {}
+        return status
+
+    def condition(self, type_: str, name: str = "aidbox") -> dict[str, Any]:
+        conds = {c["type"]: c for c in self.status(name).get("conditions", [])}
+        return conds.get(type_, {})
+
+    def roll_out(self, name: str = "aidbox", ready: bool = True) -> None:
+        """Play the Deployment controller and kubelets: pods of the current template."""
+        dep = self.api.objects[("Deployment", "default", name)]
+        replicas = int(dep["spec"].get("replicas", 1))
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        for key in [k for k in self.api.objects if k[0] == "Pod"]:
+            del self.api.objects[key]
+        for index in range(replicas):
+            self.api.put(
+                {
+                    "kind": "Pod",
+                    "metadata": {"name": f"{name}-{index}", "labels": {**labels}},
+                    "spec": {"nodeName": f"node-{index}"},
+                    "status": {
+                        "phase": "Running",
+                        "conditions": [{"type": "Ready", "status": str(ready)}],
+                    },
+                }
+            )
+        dep["status"] = {
+            "observedGeneration": dep["metadata"]["generation"],
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas if ready else 0,
+            "availableReplicas": replicas if ready else 0,
+        }
+        dep["metadata"]["resourceVersion"] = str(next(self.api._ids))
+
+    def deployment_observed(self, name: str = "aidbox") -> None:
+        """Play the Deployment controller noticing the newest generation (pods unchanged)."""
+        dep = self.api.objects[("Deployment", "default", name)]
+        dep.setdefault("status", {})["observedGeneration"] = dep["metadata"]["generation"]
+        dep["metadata"]["resourceVersion"] = str(next(self.api._ids))
+
+    def annotate(self, annotations: dict[str, str], name: str = "aidbox") -> None:
+        body = self.api.objects[("AidboxCluster", "default", name)]
+        body["metadata"]["annotations"] = annotations
+        body["metadata"]["resourceVersion"] = str(next(self.api._ids))
+
+    def event_reasons(self) -> list[str]:
+        return [e["reason"] for e in self.api.events]

@@ -1,0 +1,366 @@
+"""The reconcile core (ClusterReconciler, Controller, ObjectStore, EventRecorder) against the
+in-memory FakeKube: every path of a pass, in milliseconds, with no sandbox and no Go."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+from fakeapi import Harness
+
+from aidbox_operator.model.constants import ADOPT_ANNOTATION, PAUSED_ANNOTATION
+from aidbox_operator.reconcile.fights import FIGHT_REPAIRS
+from aidbox_operator.reconcile.kube import ApiError
+
+IMAGE = "healthsamurai/aidboxone:2510"
+
+
+def _ready_cluster(h: Harness, **spec: object) -> None:
+    h.config("ConfigMap", "aidbox", {"BOX_ID": "a"})
+    h.config("Secret", "aidbox", {"BOX_LICENSE": "bGlj"})
+    h.cluster(**{"image": IMAGE, **spec})
+
+
+async def _converge(h: Harness) -> None:
+    await h.reconcile()
+    h.roll_out()
+    await h.reconcile()
+
+
+async def test_first_pass_creates_owned_children_and_reports() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    result = await h.reconcile()
+    uid = h.api.objects[("AidboxCluster", "default", "aidbox")]["metadata"]["uid"]
+    for kind in ("Deployment", "Service", "PodDisruptionBudget", "Secret"):
+        name = "aidbox-auth-keys" if kind == "Secret" else "aidbox"
+        body = h.api.get_object(kind, name)
+        assert body is not None, kind
+        assert body["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert ("Created", "Deployment aidbox") in result.changes
+    assert "status" not in h.api.objects[("AidboxCluster", "default", "aidbox")]  # not yet seen
+    h.roll_out(ready=False)
+    await h.reconcile()
+    assert h.condition("Reconciling")["status"] == "True"
+    assert h.status()["observedGeneration"] == 1
+    h.roll_out()
+    await h.reconcile()
+    assert h.status()["phase"] == "Ready"
+    assert h.condition("Ready")["status"] == "True" and h.condition("Stalled")["status"] == "False"
+    assert "ClusterReady" in h.event_reasons()
+
+
+async def test_steady_state_makes_no_writes() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    writes = h.api.writes()
+    for _ in range(3):
+        await h.reconcile()
+    assert h.api.writes() == writes
+
+
+async def test_drift_is_repaired_and_a_deleted_child_recreated() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    dep = h.api.objects[("Deployment", "default", "aidbox")]
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:1"
+    dep["metadata"]["resourceVersion"] = "999999"
+    result = await h.reconcile()
+    assert ("DriftRepaired", "Deployment aidbox") in result.changes
+    image = h.api.objects[("Deployment", "default", "aidbox")]["spec"]["template"]["spec"]
+    assert image["containers"][0]["image"] == IMAGE
+    del h.api.objects[("Service", "default", "aidbox")]
+    result = await h.reconcile()
+    assert ("Recreated", "Service aidbox") in result.changes
+
+
+async def test_config_change_rolls_the_pods() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+
+    def config_hash() -> str:
+        dep = h.api.objects[("Deployment", "default", "aidbox")]
+        return str(dep["spec"]["template"]["metadata"]["annotations"]["aidbox.io/config-hash"])
+
+    before = config_hash()
+    h.config("ConfigMap", "aidbox", {"BOX_ID": "b"})
+    result = await h.reconcile()
+    assert config_hash() != before
+    assert any("rolling restart" in message for _, message in result.changes)
+
+
+async def test_keys_are_generated_once_and_never_shown() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    secret = h.api.get_object("Secret", "aidbox-auth-keys")
+    assert secret is not None
+    private = base64.b64decode(secret["data"]["BOX_SECURITY_AUTH_KEYS_PRIVATE"]).decode()
+    assert private.startswith("-----BEGIN PRIVATE KEY-----")
+    h.update_spec(replicas=3)
+    await h.reconcile()
+    again = h.api.get_object("Secret", "aidbox-auth-keys")
+    assert again is not None and again["data"] == secret["data"]
+    shown = str(h.api.events) + str(h.status())
+    assert (
+        private.splitlines()[1] not in shown
+        and secret["data"]["BOX_SECURITY_AUTH_KEYS_SECRET"] not in shown
+    )
+
+
+async def test_deleted_keys_are_held_by_default() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    del h.api.objects[("Secret", "default", "aidbox-auth-keys")]
+    writes = h.api.writes()
+    await h.reconcile()
+    assert h.api.get_object("Secret", "aidbox-auth-keys") is None
+    assert h.condition("Stalled")["reason"] == "AuthKeysMissing"
+    assert "invalidate every token" in h.condition("Degraded")["message"]
+    assert "AuthKeysMissing" in h.event_reasons()
+    assert h.api.writes() - writes == 2  # the status and one Warning Event, nothing else
+
+
+async def test_deleted_keys_regenerate_when_the_policy_says_so() -> None:
+    h = Harness()
+    _ready_cluster(h, authKeys={"onLoss": "Regenerate"})
+    await _converge(h)
+    del h.api.objects[("Secret", "default", "aidbox-auth-keys")]
+    await h.reconcile()
+    assert h.api.get_object("Secret", "aidbox-auth-keys") is not None
+    warnings = [e for e in h.api.events if e["type"] == "Warning"]
+    assert [e["reason"] for e in warnings] == ["AuthKeysRegenerated"]
+
+
+async def test_half_set_user_keys_are_refused() -> None:
+    h = Harness()
+    h.config("ConfigMap", "aidbox", {})
+    h.config("Secret", "aidbox", {"BOX_SECURITY_AUTH_KEYS_PRIVATE": "eA=="})
+    h.cluster(image=IMAGE)
+    await h.reconcile()
+    assert h.api.get_object("Deployment", "aidbox") is None
+    assert h.condition("Stalled")["reason"] == "AuthKeysIncomplete"
+    assert "BOX_SECURITY_AUTH_KEYS_PUBLIC" in h.condition("Degraded")["message"]
+
+
+async def test_prune_deletes_only_its_own_pdb() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    h.update_spec(replicas=1)
+    result = await h.reconcile()
+    assert ("Deleted", "PodDisruptionBudget aidbox") in result.changes
+    assert h.api.get_object("PodDisruptionBudget", "aidbox") is None
+
+
+async def test_pause_holds_changes_and_reports_them_pending() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    h.annotate({PAUSED_ANNOTATION: "true"})
+    h.update_spec(image="healthsamurai/aidboxone:2511")
+    writes = h.api.requests["apply"]
+    await h.reconcile()
+    assert h.api.requests["apply"] == writes
+    assert h.status()["observedGeneration"] == 1 and h.status()["phase"] == "Paused"
+    assert h.condition("Ready")["status"] == "False"
+    assert h.condition("Reconciling") | {} and h.condition("Reconciling")["reason"] == "Paused"
+    h.annotate({})
+    await h.reconcile()
+    h.roll_out()
+    await h.reconcile()
+    assert h.api.requests["apply"] > writes and h.status()["observedGeneration"] == 2
+    assert "Resumed" in h.event_reasons()
+
+
+async def test_missing_reference_holds_without_touching_what_runs() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    before = h.api.get_object("Deployment", "aidbox")
+    h.update_spec(configMapRef={"name": "absent"})
+    await h.reconcile()
+    assert h.api.get_object("Deployment", "aidbox") == before
+    assert h.status()["observedGeneration"] == 1
+    assert h.condition("Reconciling")["reason"] == "MissingReference"
+    assert h.status()["missingReferences"] == ["ConfigMap/absent"]
+    h.config("ConfigMap", "absent", {})
+    await h.reconcile()
+    h.roll_out()
+    await h.reconcile()
+    assert h.status()["observedGeneration"] == 2
+
+
+async def test_refused_child_is_reported_once_and_retried_with_backoff() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    h.api.refuse = lambda verb, kind, body: (
+        ApiError(422, "Invalid", 'Deployment.apps "aidbox" is invalid: spec.x: Invalid value')
+        if verb == "apply" and kind == "Deployment"
+        else None
+    )
+    h.update_spec(replicas=3)
+    for _ in range(3):
+        result = await h.reconcile()
+    assert result.refused
+    assert h.condition("Stalled")["reason"] == "ApplyFailed"
+    assert "spec.x: Invalid value" in h.condition("Degraded")["message"]
+    assert h.status()["observedGeneration"] == 2 and h.condition("Ready")["status"] == "False"
+    assert h.event_reasons().count("ApplyFailed") == 1
+    assert h.controller._backoff(("default", "aidbox")) > h.controller._backoff(("x", "y")) / 2
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Service", "PodDisruptionBudget", "Secret"])
+async def test_foreign_object_is_left_alone_and_reported(kind: str) -> None:
+    h = Harness()
+    name = "aidbox-auth-keys" if kind == "Secret" else "aidbox"
+    h.api.put({"kind": kind, "metadata": {"name": name}, "spec": {"mine": True}}, manager="helm")
+    before = h.api.get_object(kind, name)
+    _ready_cluster(h)
+    result = await h.reconcile()
+    assert h.api.get_object(kind, name) == before
+    assert h.condition("Stalled")["reason"] == "ResourceConflict"
+    message = h.condition("Degraded")["message"]
+    assert f"{kind}/{name}" in message and "helm" in message
+    assert h.event_reasons().count("ResourceConflict") == 1
+    assert result.retry_after is not None
+    del h.api.objects[(kind, "default", name)]
+    await h.reconcile()
+    h.roll_out()
+    await h.reconcile()
+    assert h.condition("Stalled")["status"] == "False"
+
+
+async def test_adopt_annotation_hands_an_object_over() -> None:
+    h = Harness()
+    h.api.put(
+        {
+            "kind": "Service",
+            "metadata": {"name": "aidbox", "annotations": {ADOPT_ANNOTATION: "aidbox"}},
+            "spec": {},
+        }
+    )
+    _ready_cluster(h)
+    result = await h.reconcile()
+    assert ("Adopted", "Service aidbox") in result.changes
+    service = h.api.get_object("Service", "aidbox")
+    assert service is not None and service["metadata"]["ownerReferences"]
+
+
+async def test_crash_between_create_and_status_is_recognised() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await h.reconcile()
+    # A restart: a fresh controller with an empty cache over the same API.
+    fresh = Harness()
+    fresh.api = h.api
+    fresh.controller = type(h.controller)(h.api, workers=1)
+    h.roll_out()
+    await fresh.reconcile()
+    assert fresh.condition("Stalled")["status"] == "False"
+    assert fresh.status()["observedGeneration"] == 1
+
+
+async def test_keys_secret_made_meanwhile_is_judged_not_overwritten() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    h.sync()
+    real_post = h.api._post
+
+    def racing_post(key, body, *rest):  # type: ignore[no-untyped-def]
+        if key[0] == "Secret":
+            real_post(key, body, *rest)  # someone (a crashed pass) made it a moment earlier
+        return real_post(key, body, *rest)
+
+    h.api._post = racing_post  # type: ignore[method-assign]
+    result = await h.reconcile()
+    assert result.retry_after is not None and not result.refused
+    h.api._post = real_post  # type: ignore[method-assign]
+    await h.reconcile()
+    h.roll_out()
+    await h.reconcile()
+    assert h.api.get_object("Deployment", "aidbox") is not None
+    assert h.condition("Stalled")["status"] == "False"
+
+
+async def test_fighting_writer_is_named_and_slowed_down() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    applies = []
+    for _ in range(FIGHT_REPAIRS + 3):
+        h.api.put(
+            {**h.api.objects[("Deployment", "default", "aidbox")], "kind": "Deployment"},
+            manager="other-ci",
+        )
+        dep = h.api.objects[("Deployment", "default", "aidbox")]
+        dep["spec"]["template"]["spec"]["containers"][0]["image"] = "other:1"
+        before = h.api.requests["apply"]
+        await h.reconcile()
+        h.deployment_observed()
+        await h.reconcile()
+        applies.append(h.api.requests["apply"] - before)
+    assert applies[:FIGHT_REPAIRS] == [1] * FIGHT_REPAIRS
+    assert applies[FIGHT_REPAIRS:] == [0, 0, 0]
+    assert h.condition("Degraded")["reason"] == "ConflictingWriter"
+    assert "other-ci" in h.condition("Degraded")["message"]
+
+
+async def test_version_rule_follows_the_replicas_an_autoscaler_chose() -> None:
+    h = Harness()
+    _ready_cluster(h, replicas=1, manageReplicas=False, image="healthsamurai/aidboxone:2206")
+    await h.reconcile()
+    h.roll_out()
+    await h.reconcile()
+    assert h.condition("Stalled")["status"] == "False"
+    dep = h.api.objects[("Deployment", "default", "aidbox")]
+    dep["spec"]["replicas"] = 3  # an HPA scaled the Deployment itself
+    dep["metadata"]["resourceVersion"] = "777777"
+    await h.reconcile()
+    assert h.condition("Stalled")["reason"] == "UnsupportedVersion"
+
+
+async def test_pdb_follows_the_replicas_an_autoscaler_chose() -> None:
+    h = Harness()
+    _ready_cluster(h, replicas=1, manageReplicas=False)
+    await h.reconcile()
+    assert h.api.get_object("PodDisruptionBudget", "aidbox") is None
+    dep = h.api.objects[("Deployment", "default", "aidbox")]
+    dep["spec"]["replicas"] = 4
+    dep["metadata"]["resourceVersion"] = "888888"
+    await h.reconcile()
+    assert h.api.get_object("PodDisruptionBudget", "aidbox") is not None
+
+
+async def test_no_work_while_not_leading() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    h.controller.pause()
+    h.controller.start()
+    try:
+        h.sync()
+        await asyncio.sleep(0.05)
+        assert h.api.writes() == 0 and h.controller.queue.depth == 1
+        h.controller.resume()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if h.api.get_object("Deployment", "aidbox"):
+                break
+        assert h.api.get_object("Deployment", "aidbox") is not None
+    finally:
+        await h.controller.stop()
+
+
+async def test_invalid_spec_in_the_api_is_reported() -> None:
+    h = Harness()
+    _ready_cluster(h, replicas=-3)
+    await h.reconcile()
+    assert h.condition("Stalled")["reason"] == "InvalidSpec"
+    assert "replicas" in h.condition("Stalled")["message"]
+    assert h.status()["phase"] == "Invalid"
