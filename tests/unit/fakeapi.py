@@ -200,6 +200,7 @@ class Harness:
         self.api = FakeKube()
         self.controller = Controller(self.api, workers=1)
         self._seen: dict[ObjKey, str] = {}
+        self._last: dict[ObjKey, dict[str, Any]] = {}
 
     def sync(self) -> None:
         """Deliver a watch event for every object that changed or went away."""
@@ -214,8 +215,6 @@ class Harness:
             self._deliver("DELETED", gone)
         self._last = {k: copy.deepcopy(v) for k, v in self.api.objects.items()}
         self._seen = current
-
-    _last: dict[ObjKey, dict[str, Any]] = {}
 
     def _deliver(self, event: str | None, body: dict[str, Any]) -> None:
         kind = body["kind"]
