@@ -40,6 +40,7 @@ e2e: $(BIN)/.installed
 generate: $(BIN)/.installed
 	$(BIN)/aidbox-operator crd -o crds/aidboxcluster.yaml
 	$(BIN)/aidbox-operator reference --readme README.md
+	UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/unit/test_render_golden.py
 
 down: $(BIN)/.installed
 	$(BIN)/aidbox-operator sandbox down

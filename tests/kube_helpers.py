@@ -102,9 +102,9 @@ def wait_condition(
         body = get_cluster(api, name, namespace)
         cond = condition(body, type_)
         matches = cond.get("status") == status and reason in (None, cond.get("reason"))
-        current = (body.get("status") or {}).get("observedGeneration") == body["metadata"][
-            "generation"
-        ]
+        # Each condition names the generation it describes; status.observedGeneration stays
+        # behind while a change is held, by design.
+        current = cond.get("observedGeneration") == body["metadata"]["generation"]
         return body if matches and current else None
 
     return wait_for(

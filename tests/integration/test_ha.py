@@ -1,4 +1,4 @@
-"""Issue 4 on a real API server: rollouts without downtime, stuck rollouts reported,
+"""The HA promises on a real API server: rollouts without downtime, stuck rollouts reported,
 config-driven restarts, disruption budget and zone spread, shared JWT keys."""
 
 from __future__ import annotations

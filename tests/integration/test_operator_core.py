@@ -1,4 +1,4 @@
-"""Issue 3 on a real API server: the operator keeps Deployment + Service, status, scale,
+"""The core promises on a real API server: the operator keeps Deployment + Service, status, scale,
 drift repair, garbage collection, admission errors, missing config, the version rule, and
 makes no writes when nothing changed."""
 

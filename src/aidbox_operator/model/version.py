@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-CHANNELS = frozenset({"latest", "edge", "stable"})
 _RELEASE = re.compile(
     r"^(?P<yy>\d{2})(?P<mm>\d{2})(?:\.(?P<minor>\d+))?(?:-(?P<suffix>[a-z0-9]+))?$"
 )
@@ -24,10 +23,6 @@ class ImageVersion:
     digest: str | None
     # (year, month, minor) of a versioned tag; None for channels, digests and unknown tags.
     release: tuple[int, int, int] | None
-
-    @property
-    def channel(self) -> str | None:
-        return self.tag if self.tag in CHANNELS else None
 
     @property
     def display(self) -> str:
