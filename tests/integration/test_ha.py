@@ -256,8 +256,11 @@ def test_missing_config_listed_while_running(api_client: Any, namespace: str) ->
     client.CoreV1Api(api_client).delete_namespaced_config_map("gone", namespace)
     body = wait_condition(api_client, "gone", namespace, "Degraded", reason="MissingReference")
     assert body["status"]["missingReferences"] == ["ConfigMap/gone"]
-    # Still serving with the pods it had; no rollout towards a broken configuration.
-    assert condition(body, "Ready")["status"] == "True"
+    # Still serving with the pods it had, and no rollout towards a broken configuration; but
+    # not Ready: a restarted pod could not start without its ConfigMap.
+    assert condition(body, "Ready")["status"] == "False"
+    assert condition(body, "Reconciling")["reason"] == "MissingReference"
+    assert body["status"]["readyReplicas"] == 2
     after = client.AppsV1Api(api_client).read_namespaced_deployment("gone", namespace)
     assert after.spec.template.metadata.annotations == image_before
 

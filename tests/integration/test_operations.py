@@ -48,8 +48,17 @@ def test_pause_holds_changes_but_keeps_reporting(api_client: Any, namespace: str
     image = apps.read_namespaced_deployment("p", namespace).spec.template.spec.containers[0].image
     assert image == "healthsamurai/aidboxone:2509"
     assert not [s for s in core.list_namespaced_service(namespace).items if s.metadata.name == "p"]
-    body = wait_condition(api_client, "p", namespace, "Ready")
-    assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+    # A held change is not done: not Ready for this generation, Reconciling, and
+    # observedGeneration stays behind, while the pod counts keep following the pods.
+    body = wait_condition(api_client, "p", namespace, "Ready", status="False", reason="Paused")
+    body = wait_condition(api_client, "p", namespace, "Reconciling", reason="Paused")
+    assert body["status"]["observedGeneration"] < body["metadata"]["generation"]
+    assert body["status"]["phase"] == "Paused"
+    wait_for(
+        lambda: get_cluster(api_client, "p", namespace)["status"]["readyReplicas"] == 2,
+        timeout=20,
+        message="status following the replaced pod while paused",
+    )
 
     _annotate(api_client, "p", namespace, None)
     wait_for(
