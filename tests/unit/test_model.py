@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,40 @@ def test_readme_field_reference_is_generated() -> None:
     readme = (REPO / "README.md").read_text()
     block = readme.split("<!-- reference:start -->\n", 1)[1].split("<!-- reference:end -->", 1)[0]
     assert block == field_reference(), "regenerate the README's field reference"
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            {
+                "topologySpreadConstraints": [
+                    {"maxskew": 1, "topologyKey": "z", "whenUnsatisfiable": "ScheduleAnyway"}
+                ]
+            },
+            "topologySpreadConstraints[0]: unknown field 'maxskew'",
+        ),
+        (
+            {
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "z",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabel": {"a": "b"}},
+                    }
+                ]
+            },
+            "topologySpreadConstraints[0].labelSelector: unknown field 'matchLabel'",
+        ),
+        (
+            {"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "kee": "k"}}}]},
+            "valueFrom.secretKeyRef: unknown field 'kee'",
+        ),
+    ],
+)
+def test_free_form_fields_are_checked_against_kubernetes_types(
+    spec: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        AidboxClusterSpec.model_validate(spec)

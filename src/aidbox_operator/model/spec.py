@@ -201,6 +201,12 @@ class EnvVar(KubeModel):
         description="Source of the value (secretKeyRef, configMapKeyRef, fieldRef, ...).",
     )
 
+    @field_validator("value_from")
+    @classmethod
+    def _known_source_fields(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        check_fields("V1EnvVarSource", value, "valueFrom")
+        return value
+
 
 class ResourceRequirements(KubeModel):
     """Compute resources of the Aidbox container."""
