@@ -16,8 +16,10 @@ import pytest
 
 from health_verdicts import (
     EXPECTED,
+    LUA_SCRIPT,
     PAUSE_ANNOTATION,
     README,
+    REPO,
     SCENARIOS,
     ArgoHealth,
     as_json,
@@ -295,3 +297,13 @@ def test_readme_prints_the_asserted_table() -> None:
         "README.md's 'Health verdicts' table differs from tests/health_verdicts.py VERDICTS; "
         f"it must be:\n{verdict_table()}"
     )
+
+
+def test_docs_argocd_snippet_is_the_script() -> None:
+    """docs/status.md's argocd-cm snippet embeds deploy/argocd/aidboxcluster-health.lua as is."""
+    doc = (REPO / "docs" / "status.md").read_text()
+    key = "  resource.customizations.health.aidbox.io_AidboxCluster: |\n"
+    assert key in doc
+    block = doc.split(key, 1)[1].split("\n```", 1)[0]
+    embedded = "\n".join(line.removeprefix("    ") for line in block.split("\n"))
+    assert embedded.rstrip("\n") == LUA_SCRIPT.read_text().rstrip("\n")
