@@ -42,8 +42,9 @@ local function verdict(o)
   if meta.deletionTimestamp ~= nil then
     return health("Progressing", "being deleted")
   end
-  -- No observedGeneration: the operator has not finished with any generation yet.
-  if status == nil or status.observedGeneration == nil then
+  -- No observedGeneration (or the CRD's default 0): the operator has not finished with any
+  -- generation yet.
+  if status == nil or status.observedGeneration == nil or status.observedGeneration == 0 then
     return health("Progressing", "waiting for the operator to act on generation " .. generation)
   end
 

@@ -307,3 +307,15 @@ def test_docs_argocd_snippet_is_the_script() -> None:
     block = doc.split(key, 1)[1].split("\n```", 1)[0]
     embedded = "\n".join(line.removeprefix("    ") for line in block.split("\n"))
     assert embedded.rstrip("\n") == LUA_SCRIPT.read_text().rstrip("\n")
+
+
+def test_new_with_a_status_default_is_in_progress_for_both(argo: ArgoHealth) -> None:
+    """What the API server returns for a fresh object once the CRD defaults observedGeneration
+    to 0 (verified against kube-apiserver 1.37.2 with a scratch CRD): both tools wait."""
+    obj = ClusterBuilder(generation=1, observed=None).build()
+    obj["status"] = {"observedGeneration": 0, "phase": "Pending"}
+    assert kstatus([obj]) == ["InProgress"]
+    assert argo(obj) == {
+        "status": "Progressing",
+        "message": "waiting for the operator to act on generation 1",
+    }
