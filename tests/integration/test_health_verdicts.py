@@ -1,0 +1,266 @@
+"""kstatus and Argo CD verdicts of live AidboxClusters the real operator drove into each scenario.
+
+Each test first establishes the scenario from facts the operator does not write (the
+Deployment, its pods, the spec), then requires both verdicts of the live object to equal the
+row of health_verdicts.VERDICTS and to stay so for HOLD seconds: a verdict that is right only
+for the instant before the operator reacts does not pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from health_verdicts import EXPECTED, PAUSE_ANNOTATION, SCENARIOS, ArgoHealth, kstatus_verdicts
+from helpers import wait_for
+from kube_helpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    create_cluster,
+    get_cluster,
+    make_config,
+    patch_spec,
+    wait_condition,
+)
+from operator_process import OperatorProcess
+
+NOT_READY_LABEL = "sandbox.aidbox.io/not-ready"
+SELECTOR = "app.kubernetes.io/instance={}"
+HOLD = 5.0  # the operator reacts well within a second (watch-driven)
+SETTLE = 30.0
+OLD_IMAGE = "healthsamurai/aidboxone:2509"
+NEW_IMAGE = "healthsamurai/aidboxone:2510"
+
+COVERED: set[str] = set()
+ARGO = ArgoHealth()
+
+
+def covers(scenario: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    assert scenario in EXPECTED, scenario
+    COVERED.add(scenario)
+    return lambda test: test
+
+
+def verdicts(body: dict[str, Any]) -> tuple[tuple[str, str], str]:
+    """((kstatus, Argo CD), explanation) for a live object."""
+    k = kstatus_verdicts([body])[0]
+    argo = ARGO(body)
+    why = (
+        f"kstatus {k['status']}: {k['message']!r}; Argo CD {argo['status']}: {argo['message']!r}; "
+        f"generation {body['metadata'].get('generation')}, status {body.get('status')}"
+    )
+    return (k["status"], argo["status"]), why
+
+
+def assert_verdicts(api: Any, name: str, ns: str, scenario: str) -> dict[str, Any]:
+    """Both verdicts equal the scenario's row within SETTLE seconds and hold for HOLD seconds."""
+    row = EXPECTED[scenario]
+    expected = (row.kstatus, row.argocd)
+    deadline = time.monotonic() + SETTLE
+    while True:
+        body = get_cluster(api, name, ns)
+        got, why = verdicts(body)
+        if got == expected:
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"{scenario}: expected {expected}, got {got} for {SETTLE:.0f}s; {why}")
+        time.sleep(0.5)
+    held_until = time.monotonic() + HOLD
+    while time.monotonic() < held_until:
+        time.sleep(0.5)
+        body = get_cluster(api, name, ns)
+        got, why = verdicts(body)
+        if got != expected:
+            pytest.fail(f"{scenario}: {expected} held only briefly, then {got}; {why}")
+    return body
+
+
+def _deployment(api: Any, name: str, ns: str) -> client.V1Deployment:
+    return client.AppsV1Api(api).read_namespaced_deployment(name, ns)
+
+
+def _rolled_out(api: Any, name: str, ns: str) -> bool:
+    dep = _deployment(api, name, ns)
+    st = dep.status
+    want = dep.spec.replicas
+    return bool(
+        (st.observed_generation or 0) >= dep.metadata.generation
+        and st.updated_replicas == want
+        and st.replicas == want
+        and st.ready_replicas == want
+    )
+
+
+def _running(api: Any, name: str, ns: str, **spec: Any) -> client.V1Deployment:
+    """A cluster whose Deployment runs every replica of its spec: the start of most scenarios."""
+    make_config(api, name, ns)
+    create_cluster(api, name, ns, image=OLD_IMAGE, replicas=2, **spec)
+    wait_for(lambda: _rolled_out(api, name, ns), timeout=90, message=f"{name} rolled out")
+    wait_condition(api, name, ns, "Ready")
+    return _deployment(api, name, ns)
+
+
+def _annotate_paused(api: Any, name: str, ns: str) -> None:
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, name, {"metadata": {"annotations": {PAUSE_ANNOTATION: "true"}}}
+    )
+
+
+def _template_unchanged(api: Any, name: str, ns: str, before: client.V1Deployment) -> None:
+    after = _deployment(api, name, ns)
+    assert after.metadata.generation == before.metadata.generation, "the held change was applied"
+    assert after.spec.template == before.spec.template
+
+
+@pytest.fixture
+def own_operator(
+    own_namespace: str, operator_credentials: Path, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """An operator watching only own_namespace, so the test may stop it."""
+    op = OperatorProcess(
+        operator_credentials, tmp_path / "operator.log", ("--namespace", own_namespace)
+    )
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+def test_every_scenario_is_driven_live() -> None:
+    assert set(SCENARIOS) == COVERED
+
+
+@covers("new")
+def test_new(api_client: Any, own_namespace: str, crd: None) -> None:
+    # Nobody watches own_namespace: the object stays exactly as created, before any status.
+    create_cluster(api_client, "fresh", own_namespace, replicas=2)
+    body = assert_verdicts(api_client, "fresh", own_namespace, "new")
+    assert body["metadata"]["generation"] == 1
+
+
+@pytest.mark.usefixtures("operator")
+@covers("ready")
+def test_ready(api_client: Any, namespace: str) -> None:
+    _running(api_client, "ok", namespace)
+    assert_verdicts(api_client, "ok", namespace, "ready")
+
+
+@pytest.mark.usefixtures("operator")
+@covers("rolling out")
+def test_rolling_out(api_client: Any, namespace: str) -> None:
+    # A deadline far away: the new pod never becomes ready, yet the rollout is not stuck.
+    _running(api_client, "roll", namespace, progressDeadlineSeconds=600)
+    patch_spec(api_client, "roll", namespace, {"podLabels": {NOT_READY_LABEL: "true"}})
+    wait_for(
+        lambda: [
+            p
+            for p in client.CoreV1Api(api_client)
+            .list_namespaced_pod(namespace, label_selector=f"{NOT_READY_LABEL}=true")
+            .items
+            if p.status.phase == "Running"
+        ],
+        timeout=60,
+        message="a new pod Running but not Ready",
+    )
+    assert_verdicts(api_client, "roll", namespace, "rolling out")
+
+
+@covers("spec changed")
+def test_spec_changed(api_client: Any, own_namespace: str, own_operator: OperatorProcess) -> None:
+    ns = own_namespace
+    _running(api_client, "edit", ns)
+    # What a GitOps tool sees right after it applied a change, before the operator acts on it.
+    own_operator.stop()
+    patch_spec(api_client, "edit", ns, {"image": NEW_IMAGE})
+    body = assert_verdicts(api_client, "edit", ns, "spec changed")
+    assert body["metadata"]["generation"] > body["status"]["observedGeneration"]
+
+
+@pytest.mark.usefixtures("operator")
+@covers("stuck rollout")
+def test_stuck_rollout(api_client: Any, namespace: str) -> None:
+    _running(api_client, "stuck", namespace, progressDeadlineSeconds=8)
+    patch_spec(
+        api_client,
+        "stuck",
+        namespace,
+        {"image": NEW_IMAGE, "podLabels": {NOT_READY_LABEL: "true"}},
+    )
+
+    def deadline_exceeded() -> bool:
+        conditions = _deployment(api_client, "stuck", namespace).status.conditions or []
+        return any(
+            c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded" for c in conditions
+        )
+
+    wait_for(deadline_exceeded, timeout=60, message="Deployment ProgressDeadlineExceeded")
+    assert_verdicts(api_client, "stuck", namespace, "stuck rollout")
+
+
+@pytest.mark.usefixtures("operator")
+@covers("missing reference on a running cluster")
+def test_missing_reference_on_a_running_cluster(api_client: Any, namespace: str) -> None:
+    before = _running(api_client, "held", namespace)
+    patch_spec(api_client, "held", namespace, {"configMapRef": {"name": "held-v2"}})
+    assert_verdicts(api_client, "held", namespace, "missing reference on a running cluster")
+    _template_unchanged(api_client, "held", namespace, before)
+
+    # The held change goes through the moment the ConfigMap appears.
+    client.CoreV1Api(api_client).create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="held-v2"), data={"BOX_ID": "v2"}),
+    )
+    wait_for(
+        lambda: (
+            _deployment(api_client, "held", namespace).metadata.generation
+            > before.metadata.generation
+        ),
+        timeout=30,
+        message="the held change applied once the ConfigMap exists",
+    )
+    wait_for(lambda: _rolled_out(api_client, "held", namespace), timeout=90, message="rolled out")
+    assert_verdicts(api_client, "held", namespace, "ready")
+
+
+@pytest.mark.usefixtures("operator")
+@covers("paused with a pending change")
+def test_paused_with_a_pending_change(api_client: Any, namespace: str) -> None:
+    before = _running(api_client, "nap", namespace)
+    _annotate_paused(api_client, "nap", namespace)
+    patch_spec(api_client, "nap", namespace, {"image": NEW_IMAGE})
+    assert_verdicts(api_client, "nap", namespace, "paused with a pending change")
+    _template_unchanged(api_client, "nap", namespace, before)
+
+
+@pytest.mark.usefixtures("operator")
+@covers("refused child")
+def test_refused_child(api_client: Any, namespace: str) -> None:
+    before = _running(api_client, "nope", namespace)
+    # Admitted as an AidboxCluster; the API server refuses the Deployment (limit below request).
+    patch_spec(
+        api_client,
+        "nope",
+        namespace,
+        {"resources": {"requests": {"memory": "3Gi"}, "limits": {"memory": "1Gi"}}},
+    )
+    body = assert_verdicts(api_client, "nope", namespace, "refused child")
+    _template_unchanged(api_client, "nope", namespace, before)
+    assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+
+
+@pytest.mark.usefixtures("operator")
+@covers("unsupported version")
+def test_unsupported_version(api_client: Any, namespace: str) -> None:
+    before = _running(api_client, "old", namespace)
+    # More than one replica needs Aidbox 2208 or newer.
+    patch_spec(api_client, "old", namespace, {"image": "healthsamurai/aidboxone:2206"})
+    body = assert_verdicts(api_client, "old", namespace, "unsupported version")
+    _template_unchanged(api_client, "old", namespace, before)
+    assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
