@@ -77,7 +77,12 @@ def spec_schema() -> Schema:
 
 
 def status_schema() -> Schema:
-    return model_schema(ClusterStatus)
+    schema = model_schema(ClusterStatus)
+    # A cluster the operator has not acted on yet reads as generation 1 observed at 0, so
+    # kstatus (Flux, kpt) says InProgress instead of Current before the first status write.
+    schema["default"] = {}
+    schema["properties"]["observedGeneration"]["default"] = 0
+    return schema
 
 
 PRINTER_COLUMNS = [
