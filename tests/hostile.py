@@ -147,14 +147,33 @@ def assert_unchanged(
 ) -> None:
     """No object outside the excluded owners' changed, vanished or appeared (except those the
     test itself deleted or handed over: `released`)."""
-    now = snapshot(api, ns, excluded_owners)
-    changed = sorted(k for k in before if k in now and now[k] != before[k] and k not in released)
-    gone = sorted(k for k in before if k not in now and k not in released)
-    appeared = sorted(k for k in now if k not in before and k not in released)
-    assert not (changed or gone or appeared), (
-        f"objects the cluster does not own were touched in {ns}: changed {changed}, "
-        f"deleted {gone}, new unowned {appeared}"
-    )
+
+    def differences() -> str:
+        now = snapshot(api, ns, excluded_owners)
+        changed = sorted(k for k in before if k in now and now[k] != before[k])
+        gone = sorted(k for k in before if k not in now)
+        appeared = sorted(k for k in now if k not in before)
+        changed, gone, appeared = (
+            [k for k in ks if k not in released] for ks in (changed, gone, appeared)
+        )
+        if changed or gone or appeared:
+            return f"changed {changed}, deleted {gone}, new unowned {appeared}"
+        return ""
+
+    # One listing per kind is not atomic: an object made between two listings (a new pod of
+    # a new ReplicaSet) can look unowned once. A real change persists: look a few times.
+    last = {"text": ""}
+
+    def clean() -> bool:
+        last["text"] = differences()
+        return not last["text"]
+
+    try:
+        wait_for(clean, timeout=3, interval=0.5, message="no foreign object touched")
+    except AssertionError:
+        raise AssertionError(
+            f"objects the cluster does not own were touched in {ns}: {last['text']}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -307,3 +326,17 @@ def probe_operator(api: client.ApiClient, op: OperatorProcess) -> None:
             timeout=120,
             message=f"the hostile-corpus operator serving {ns}; log:\n{op.log_tail()}",
         )
+
+
+def dependents(api: client.ApiClient, ns: str, uids: set[str]) -> set[ObjectKey]:
+    """Objects (transitively) owned by `uids`: what deleting those takes with it."""
+    objects = _objects(api, ns)
+    owned = set(uids)
+    grew = True
+    while grew:
+        grew = False
+        for _, _, uid, _, owners in objects:
+            if uid not in owned and owners & owned:
+                owned.add(uid)
+                grew = True
+    return {(kind, name) for kind, name, uid, _, _ in objects if uid in owned}
