@@ -156,9 +156,13 @@ def assert_unchanged(
         changed, gone, appeared = (
             [k for k in ks if k not in released] for ks in (changed, gone, appeared)
         )
-        if changed or gone or appeared:
-            return f"changed {changed}, deleted {gone}, new unowned {appeared}"
-        return ""
+        if not (changed or gone or appeared):
+            return ""
+        # Gone from the unowned objects but still there: it now belongs to a cluster under test.
+        everything = snapshot(api, ns, set())
+        taken = [k for k in gone if k in everything]
+        deleted = [k for k in gone if k not in everything]
+        return f"changed {changed}, taken over {taken}, deleted {deleted}, new unowned {appeared}"
 
     # One listing per kind is not atomic: an object made between two listings (a new pod of
     # a new ReplicaSet) can look unowned once. A real change persists: look a few times.
@@ -340,3 +344,30 @@ def dependents(api: client.ApiClient, ns: str, uids: set[str]) -> set[ObjectKey]
                 owned.add(uid)
                 grew = True
     return {(kind, name) for kind, name, uid, _, _ in objects if uid in owned}
+
+
+def saw_retries(op: OperatorProcess, since: float, count: int, timeout: float) -> bool:
+    """Whether the operator made `count` more blocked passes than `since` within `timeout`.
+    A batch fixture records this instead of failing, so that each case reports on its own."""
+    try:
+        wait_blocked_passes(op, since, count, timeout)
+    except AssertionError:
+        return False
+    return True
+
+
+def wait_looked_at(api: client.ApiClient, names: list[str], ns: str, timeout: float = 30) -> bool:
+    """Whether the operator wrote a status (whatever it says) for every cluster in time.
+    Best effort for batch fixtures: a cluster without status fails its own case."""
+    try:
+        wait_for(
+            lambda: all(
+                (get_cluster(api, name, ns).get("status") or {}).get("conditions") for name in names
+            ),
+            timeout=timeout,
+            interval=0.5,
+            message=f"a status on every cluster in {ns}",
+        )
+    except AssertionError:
+        return False
+    return True

@@ -34,9 +34,10 @@ from hostile import (
     make_user_config,
     new_cluster,
     normal_events,
+    saw_retries,
     settled_snapshot,
     temporary_namespace,
-    wait_blocked_passes,
+    wait_looked_at,
     wait_reason,
     warnings,
     workload,
@@ -376,6 +377,7 @@ class RefusalBatch:
     workloads: dict[str, Workload]
     generations: dict[str, int]
     touched: set[tuple[str, str]]
+    retried: bool  # the operator looked at the refused clusters again (retries happened)
 
 
 def _short(case_id: str) -> str:
@@ -406,8 +408,8 @@ def refusals(api_client: Any, hostile_operator: OperatorProcess) -> Iterator[Ref
                 touched |= case.act(api_client, ns, name)
         # Every refused cluster is retried (backoff from 0.5 s); a held one is not retried
         # unless something changes. Let the operator retry the lot a few times.
-        wait_blocked_passes(hostile_operator, passes, 4 * len(REFUSALS), timeout=60)
-        yield RefusalBatch(ns, uids, before, workloads, generations, touched)
+        retried = saw_retries(hostile_operator, passes, 4 * len(REFUSALS), timeout=60)
+        yield RefusalBatch(ns, uids, before, workloads, generations, touched, retried)
 
 
 @pytest.mark.parametrize("case", REFUSALS, ids=[c.id for c in REFUSALS])
@@ -428,6 +430,7 @@ def test_refused_on_running_cluster(api_client: Any, refusals: RefusalBatch, cas
         stalled = condition(body, "Stalled")
         assert (stalled["status"], stalled["reason"]) == ("True", case.reason)
         assert status["observedGeneration"] == body["metadata"]["generation"]
+    assert refusals.retried, "refused clusters were not looked at again"
     assert warnings(api_client, name, ns) == [case.reason]
     assert_undisturbed(api_client, name, ns, refusals.workloads[case.id])
     assert_unchanged(api_client, ns, refusals.before, refusals.uids, refusals.touched)
@@ -451,6 +454,7 @@ class HalfSetBatch:
     ns: str
     uids: set[str]
     before: Snapshot
+    retried: bool
 
 
 def _half_set_name(case_id: str) -> str:
@@ -476,16 +480,15 @@ def half_set(api_client: Any, hostile_operator: OperatorProcess) -> Iterator[Hal
         before = settled_snapshot(api_client, ns, set())
         uids = {new_cluster(api_client, n, ns, s)["metadata"]["uid"] for n, s in specs.items()}
         passes = blocked_passes(hostile_operator)
-        for name in specs:
-            wait_reason(api_client, name, ns, "AuthKeysIncomplete", "Stalled")
+        wait_looked_at(api_client, list(specs), ns)
         # A refused spec is not retried by itself; a watch event (any status write) is. Make
         # sure each cluster was looked at again at least once.
         for name in specs:
             client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
                 GROUP, VERSION, ns, PLURAL, name, {"metadata": {"labels": {"poke": "1"}}}
             )
-        wait_blocked_passes(hostile_operator, passes, 2 * len(specs), timeout=30)
-        yield HalfSetBatch(ns, uids, before)
+        retried = saw_retries(hostile_operator, passes, 2 * len(specs), timeout=30)
+        yield HalfSetBatch(ns, uids, before, retried)
 
 
 @pytest.mark.parametrize(("case_id", "where", "key"), HALF_SET, ids=[c[0] for c in HALF_SET])
@@ -499,6 +502,7 @@ def test_half_set_key_pair(
     assert f"sets {key} but not {other}" in message, message
     assert PEM.splitlines()[1] not in message  # no key material in status
     assert body["status"]["phase"] == "Invalid"
+    assert half_set.retried, "refused clusters were not looked at again"
     assert warnings(api_client, name, ns) == ["AuthKeysIncomplete"]
     # Nothing was made for a refused spec, and nothing of the user's was touched.
     deployments = client.AppsV1Api(api_client).list_namespaced_deployment(ns).items
