@@ -362,7 +362,9 @@ def test_object_in_the_way_is_left_alone_and_reported(
     assert status["phase"] == "Degraded" and condition(body, "Ready")["status"] == "False"
     assert status["observedGeneration"] == body["metadata"]["generation"]
     assert batch.retried, "blocked clusters were not looked at again"
-    assert warnings(api_client, case.id, ns) == ["ResourceConflict"]
+    assert warnings(api_client, case.id, ns) == ["ResourceConflict"], describe(
+        api_client, case.id, ns
+    )
     assert read_owner_uids(api_client, ns, case.kind, case.object_name).isdisjoint(batch.under_test)
     assert_unchanged(api_client, ns, batch.before, batch.under_test, batch.released)
 
@@ -390,7 +392,7 @@ def test_adoption_of_an_incompatible_deployment_is_refused_visibly(
     body = wait_reason(api_client, name, ns, "ApplyFailed", "Stalled")
     message = condition(body, "Degraded")["message"]
     assert f"Deployment {name}" in message and "spec.selector" in message, message
-    assert warnings(api_client, name, ns) == ["ApplyFailed"]
+    assert warnings(api_client, name, ns) == ["ApplyFailed"], describe(api_client, name, ns)
     assert_unchanged(api_client, ns, batch.before, batch.under_test, batch.released)
 
 
@@ -400,7 +402,9 @@ def test_mutual_secret_refs_hold_both_and_share_nothing(api_client: Any, batch: 
         body = wait_reason(api_client, name, ns, "MissingReference")
         assert f"Secret/{other}-auth-keys" in condition(body, "Degraded")["message"]
         assert condition(body, "Reconciling")["status"] == "True"
-        assert warnings(api_client, name, ns) == ["MissingReference"]
+        assert warnings(api_client, name, ns) == ["MissingReference"], describe(
+            api_client, name, ns
+        )
     secrets = {
         s.metadata.name for s in client.CoreV1Api(api_client).list_namespaced_secret(ns).items
     }
@@ -450,7 +454,9 @@ def test_cluster_proceeds_once_the_object_is_gone(
         timeout=10,
         message=f"{case.kind}/{case.object_name} made by the cluster",
     )
-    assert warnings(api_client, case.id, ns) == ["ResourceConflict"]
+    assert warnings(api_client, case.id, ns) == ["ResourceConflict"], describe(
+        api_client, case.id, ns
+    )
     assert "Recovered" in normal_events(api_client, case.id, ns)
     assert_unchanged(api_client, ns, batch.before, batch.under_test, batch.released)
 
@@ -477,7 +483,7 @@ def test_foreign_deployment_made_while_the_cluster_waits_is_not_taken(
         core.create_namespaced_config_map(
             ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), data={"A": "1"})
         )
-        body = wait_reason(api_client, name, ns, "ResourceConflict", "Stalled")
+        body = wait_reason(api_client, name, ns, "ResourceConflict", "Stalled", timeout=15)
         assert f"Deployment/{name}" in condition(body, "Degraded")["message"]
         assert sorted(warnings(api_client, name, ns)) == ["MissingReference", "ResourceConflict"]
         assert_unchanged(api_client, ns, before, {uid}, {("ConfigMap", name)})
@@ -506,7 +512,7 @@ def test_foreign_service_made_while_blocked_by_another_conflict_is_not_taken(
             return bool(message) and f"Service/{name}" in message
 
         try:
-            wait_for(service_conflict, timeout=20, message="ResourceConflict naming the Service")
+            wait_for(service_conflict, timeout=15, message="ResourceConflict naming the Service")
         except AssertionError as err:
             svc = client.CoreV1Api(api_client).read_namespaced_service(name, ns)
             owners = [r.kind for r in svc.metadata.owner_references or []]
@@ -577,7 +583,9 @@ def test_fighting_writer_is_named_and_repairs_slow_down(
         body = wait_reason(api_client, name, ns, "ConflictingWriter", timeout=10)
         message = condition(body, "Degraded")["message"]
         assert f"'{writer}'" in message and "every 30 s" in message, message
-        assert warnings(api_client, name, ns) == ["ConflictingWriter"]
+        assert warnings(api_client, name, ns) == ["ConflictingWriter"], describe(
+            api_client, name, ns
+        )
         # Slowed, not given up: the repair comes once the pause is over.
         wait_for(lambda: image() == ours, timeout=40, interval=0.5, message="delayed repair")
         assert_unchanged(api_client, ns, before, {uid})
@@ -626,5 +634,7 @@ def test_deleted_keys_regenerated_when_the_policy_says_so(
             message="rollout",
         )
         wait_condition(api_client, name, ns, "Ready", timeout=60)
-        assert warnings(api_client, name, ns) == ["AuthKeysRegenerated"]
+        assert warnings(api_client, name, ns) == ["AuthKeysRegenerated"], describe(
+            api_client, name, ns
+        )
         assert_unchanged(api_client, ns, before, {uid})

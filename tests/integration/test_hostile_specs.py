@@ -31,6 +31,7 @@ from hostile import (
     assert_unchanged,
     assert_undisturbed,
     blocked_passes,
+    describe,
     make_user_config,
     new_cluster,
     normal_events,
@@ -431,7 +432,7 @@ def test_refused_on_running_cluster(api_client: Any, refusals: RefusalBatch, cas
         assert (stalled["status"], stalled["reason"]) == ("True", case.reason)
         assert status["observedGeneration"] == body["metadata"]["generation"]
     assert refusals.retried, "refused clusters were not looked at again"
-    assert warnings(api_client, name, ns) == [case.reason]
+    assert warnings(api_client, name, ns) == [case.reason], describe(api_client, name, ns)
     assert_undisturbed(api_client, name, ns, refusals.workloads[case.id])
     assert_unchanged(api_client, ns, refusals.before, refusals.uids, refusals.touched)
     if case.act is _delete_keys:
@@ -503,7 +504,7 @@ def test_half_set_key_pair(
     assert PEM.splitlines()[1] not in message  # no key material in status
     assert body["status"]["phase"] == "Invalid"
     assert half_set.retried, "refused clusters were not looked at again"
-    assert warnings(api_client, name, ns) == ["AuthKeysIncomplete"]
+    assert warnings(api_client, name, ns) == ["AuthKeysIncomplete"], describe(api_client, name, ns)
     # Nothing was made for a refused spec, and nothing of the user's was touched.
     deployments = client.AppsV1Api(api_client).list_namespaced_deployment(ns).items
     assert name not in {d.metadata.name for d in deployments}
@@ -523,4 +524,4 @@ def test_half_set_refusal_lifts_when_both_keys_are_set(
         timeout=10,
         message="Recovered event",
     )
-    assert warnings(api_client, name, ns) == ["AuthKeysIncomplete"]
+    assert warnings(api_client, name, ns) == ["AuthKeysIncomplete"], describe(api_client, name, ns)
