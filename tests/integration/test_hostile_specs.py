@@ -169,27 +169,33 @@ ADMISSION: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
 
 
 @pytest.fixture(scope="module")
-def admission_ns(api_client: Any, hostile_operator: OperatorProcess) -> Iterator[str]:
+def admission_ns(
+    api_client: Any, hostile_operator: OperatorProcess
+) -> Iterator[tuple[str, Snapshot]]:
     with temporary_namespace(api_client, "admission") as ns:
-        yield ns
+        yield ns, settled_snapshot(api_client, ns, set())
 
 
 @pytest.mark.parametrize(
     ("name", "spec", "words"), [pytest.param(*c[1:], id=c[0]) for c in ADMISSION]
 )
 def test_refused_at_admission(
-    api_client: Any, admission_ns: str, name: str, spec: dict[str, Any], words: tuple[str, ...]
+    api_client: Any,
+    admission_ns: tuple[str, Snapshot],
+    name: str,
+    spec: dict[str, Any],
+    words: tuple[str, ...],
 ) -> None:
-    before = settled_snapshot(api_client, admission_ns, set())
+    ns, before = admission_ns
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "AidboxCluster",
-        "metadata": {"name": name, "namespace": admission_ns},
+        "metadata": {"name": name, "namespace": ns},
         "spec": spec,
     }
     with pytest.raises(ApiException) as raised:
         client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-            GROUP, VERSION, admission_ns, PLURAL, body, field_validation="Strict"
+            GROUP, VERSION, ns, PLURAL, body, field_validation="Strict"
         )
     # 422 for an invalid value; 400 for a strict-decoding error (unknown field).
     assert raised.value.status in (400, 422), raised.value.body
@@ -197,10 +203,10 @@ def test_refused_at_admission(
     for word in words:
         assert word in text, text
     clusters = client.CustomObjectsApi(api_client).list_namespaced_custom_object(
-        GROUP, VERSION, admission_ns, PLURAL
+        GROUP, VERSION, ns, PLURAL
     )["items"]
     assert clusters == []
-    assert_unchanged(api_client, admission_ns, before, set())
+    assert_unchanged(api_client, ns, before, set())
 
 
 # -- 2. accepted, then refused (or held) on a running cluster ------------------------------
@@ -439,6 +445,24 @@ def test_refused_on_running_cluster(api_client: Any, refusals: RefusalBatch, cas
         with pytest.raises(ApiException) as raised:
             client.CoreV1Api(api_client).read_namespaced_secret(f"{name}-auth-keys", ns)
         assert raised.value.status == 404, "the keys Secret was regenerated under Hold"
+
+
+def test_fixing_a_refused_spec_is_applied_at_once(api_client: Any, refusals: RefusalBatch) -> None:
+    """After several refusals the backoff is long (seconds to a minute); a spec change must
+    not wait for it."""
+    ns, name = refusals.ns, _short("memory-limit-below-request")
+    wait_reason(api_client, name, ns, "ApplyFailed", "Stalled")
+    apps = client.AppsV1Api(api_client)
+    patch_spec(api_client, name, ns, {"resources": {"limits": {"memory": "2Gi"}}})
+
+    def applied() -> bool:
+        dep = apps.read_namespaced_deployment(name, ns)
+        limits = dep.spec.template.spec.containers[0].resources.limits or {}
+        return limits.get("memory") == "2Gi"
+
+    wait_for(applied, timeout=3, interval=0.1, message="the fixed spec applied")
+    wait_condition(api_client, name, ns, "Ready", timeout=60)
+    assert "Recovered" in normal_events(api_client, name, ns)
 
 
 # -- 3. half-set key pairs on a new cluster ----------------------------------------------
