@@ -187,3 +187,25 @@ def _wait_until_serving(api_client: Any, op: OperatorProcess) -> None:
 def own_namespace(api_client: Any) -> Iterator[str]:
     """A namespace the session operator does not watch, for tests that run their own."""
     yield from _temporary_namespace(api_client, f"own-{secrets.token_hex(4)}")
+
+
+@pytest.fixture(scope="session")
+def hostile_operator(
+    operator_credentials: Path, api_client: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """An operator of its own for the hostile-input corpus, watching hx-* namespaces only: the
+    corpus counts Warning Events and reconcile passes, which another session's operator on the
+    shared sandbox (watching t-*) would otherwise add to."""
+    from hostile import PREFIX, probe_operator
+
+    log_path = tmp_path_factory.mktemp("hostile-operator") / "operator.log"
+    op = OperatorProcess(operator_credentials, log_path, ("--namespace", f"{PREFIX}*"))
+    op.start()
+    try:
+        probe_operator(api_client, op)
+        yield op
+    finally:
+        op.stop()
+        if "is forbidden: User" in op.log_text():
+            pytest.fail(f"the operator was refused a request (RBAC); log: {log_path}")
+        print(f"\nhostile-corpus operator log: {log_path}")
