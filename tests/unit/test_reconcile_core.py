@@ -364,3 +364,44 @@ async def test_invalid_spec_in_the_api_is_reported() -> None:
     assert h.condition("Stalled")["reason"] == "InvalidSpec"
     assert "replicas" in h.condition("Stalled")["message"]
     assert h.status()["phase"] == "Invalid"
+
+
+async def test_object_made_while_the_cluster_waits_is_not_taken_over() -> None:
+    h = Harness()
+    h.config("Secret", "aidbox", {})
+    h.cluster(image=IMAGE)
+    await h.reconcile()  # held: no ConfigMap yet, the Deployment name looked up as absent
+    h.api.put({"kind": "Deployment", "metadata": {"name": "aidbox"}, "spec": {}}, manager="helm")
+    before = h.api.get_object("Deployment", "aidbox")
+    h.config("ConfigMap", "aidbox", {})
+    await h.reconcile()
+    assert h.api.get_object("Deployment", "aidbox") == before
+    assert h.condition("Stalled")["reason"] == "ResourceConflict"
+
+
+async def test_schema_refusal_reported_as_500_is_a_refusal() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    h.api.refuse = lambda verb, kind, body: (
+        ApiError(500, "Internal", "failed to create typed patch object: .spec.x: not declared")
+        if verb == "apply"
+        else None
+    )
+    h.update_spec(replicas=3)
+    result = await h.reconcile()
+    assert result.refused and h.condition("Stalled")["reason"] == "ApplyFailed"
+
+
+async def test_a_fight_stays_reported_between_repairs() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    for _ in range(FIGHT_REPAIRS):
+        dep = h.api.objects[("Deployment", "default", "aidbox")]
+        dep["spec"]["template"]["spec"]["containers"][0]["image"] = "other:1"
+        dep["metadata"]["resourceVersion"] = str(next(h.api._ids))
+        await h.reconcile()
+        h.deployment_observed()
+    await h.reconcile()  # nothing drifted this time, but the fight is not over
+    assert h.condition("Degraded")["reason"] == "ConflictingWriter"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from aidbox_operator.model.constants import (
@@ -438,6 +438,15 @@ class AidboxClusterSpec(KubeModel):
         for index, item in enumerate(value or []):
             check_fields("V1TopologySpreadConstraint", item, f"topologySpreadConstraints[{index}]")
         return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> AidboxClusterSpec:
+        if self.metrics.enabled and self.metrics.port == self.port:
+            raise ValueError(
+                f"metrics.port {self.metrics.port} is also the web port: the pods cannot "
+                "declare one container port twice; choose another metrics.port"
+            )
+        return self
 
     def config_map_name(self, cluster_name: str) -> str:
         return self.config_map_ref.name or cluster_name

@@ -168,8 +168,12 @@ class KeysKeeper:
     async def conflict(self, cluster: AidboxCluster, name: str) -> Blocker:
         """Name who holds a keys Secret that is not this cluster's."""
         body = await self.client.get(SECRETS, cluster.namespace, name)
-        holder = describe_holder(body) if body else "gone"
-        return conflict_blocker("Secret", name, holder, cluster.name)
+        if body is None:
+            # Deleted since the cache saw it: judge again on a fresh pass rather than report
+            # a conflict with an object that is no longer there.
+            self.store.put_config("Secret", cluster.namespace, name, None)
+            raise KeysRaced(name)
+        return conflict_blocker("Secret", name, describe_holder(body), cluster.name)
 
     async def ensure(self, cluster: AidboxCluster, plan: KeysPlan, result: PassResult) -> None:
         if not plan.absent:

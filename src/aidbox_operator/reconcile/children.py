@@ -7,7 +7,11 @@ from typing import Any
 
 from aidbox_operator.metrics import CONFIG_ROLLOUTS, DRIFT_REPAIRS
 from aidbox_operator.model import AidboxCluster
-from aidbox_operator.model.constants import APPLIED_HASH_ANNOTATION, CONFIG_HASH_ANNOTATION
+from aidbox_operator.model.constants import (
+    APPLIED_HASH_ANNOTATION,
+    CONFIG_HASH_ANNOTATION,
+    FIELD_MANAGER,
+)
 from aidbox_operator.reconcile.diff import is_subset
 from aidbox_operator.reconcile.fights import WriterFights, fight_message
 from aidbox_operator.reconcile.kube import KINDS_BY_NAME, PDBS, SERVICE_MONITORS, ApiError
@@ -69,8 +73,16 @@ def refusal(manifest: dict[str, Any], err: ApiError) -> Blocker:
     )
 
 
+# The API server answers an apply whose content does not fit the type's schema (an unknown
+# field, a duplicate list key) with a 500 carrying this text: a refusal, not an outage.
+TYPED_PATCH_FAILURE = "failed to create typed patch object"
+
+
 def is_refusal(err: ApiError) -> bool:
-    """A 4xx that retrying the same request cannot cure (not throttling, not a lost race)."""
+    """An answer that retrying the same request cannot cure (not throttling, not a lost
+    race, not an outage)."""
+    if err.status == 500 and TYPED_PATCH_FAILURE in err.message:
+        return True
     transient = err.status in (404, 409, 429) or "being terminated" in err.message
     return 400 <= err.status < 500 and not transient
 
@@ -91,15 +103,15 @@ class ChildApplier:
             children.append(Child(manifest, body, owner))
         return children
 
-    @staticmethod
-    def conflict(cluster: AidboxCluster, children: list[Child]) -> Blocker | None:
+    async def conflict(self, cluster: AidboxCluster, children: list[Child]) -> Blocker | None:
         foreign = [c for c in children if c.ownership == "foreign" and c.observed]
         if not foreign:
             return None
-        first = foreign[0]
-        kind, _, name = first.key
-        assert first.observed is not None
-        return conflict_blocker(kind, name, describe_holder(first.observed), cluster.name)
+        kind, namespace, name = foreign[0].key
+        # The cache keeps no managedFields: read the object to name who wrote it.
+        body = await self.observer.child(kind, namespace, name, cached=False)
+        holder = describe_holder(body or foreign[0].observed or {})
+        return conflict_blocker(kind, name, holder, cluster.name)
 
     async def apply_all(self, children: list[Child], result: PassResult) -> Blocker | None:
         for child in children:
@@ -115,10 +127,13 @@ class ChildApplier:
         return None
 
     async def apply(self, child: Child, result: PassResult) -> None:
+        kind, _, name = child.key
         if child.in_sync:
             self.fights.in_sync(child.key)
+            if fight := self.fights.fight(child.key):
+                # Report the fight as long as it lasts, not only on the passes that repair.
+                result.problems.append(("ConflictingWriter", fight_message(kind, name, fight)))
             return
-        kind, _, name = child.key
         action = self._action(child)
         if action == "DriftRepaired" and not await self._may_repair(child, result):
             return
@@ -127,9 +142,27 @@ class ChildApplier:
         if kind == "Deployment" and old_hash not in (None, _config_hash_of(child.manifest)):
             CONFIG_ROLLOUTS.inc()
             note = " (referenced configuration changed: rolling restart)"
-        body = await self.client.apply(child.manifest)
+        if action == "Adopted":
+            body = await self._replace(child)
+        else:
+            body = await self.client.apply(child.manifest)
         self.store.put_child(body)
         result.changes.append((action, f"{kind} {name}{note}"))
+
+    async def _replace(self, child: Child) -> dict[str, Any]:
+        """Adoption: the object becomes exactly the manifest (an apply would keep the fields
+        its previous manager owns, such as another container), guarded by resourceVersion."""
+        kind, namespace, name = child.key
+        assert child.observed is not None
+        body = {**child.manifest, "metadata": {**child.manifest["metadata"]}}
+        body["metadata"]["resourceVersion"] = child.observed["metadata"]["resourceVersion"]
+        return await self.client.request(
+            "PUT",
+            KINDS_BY_NAME[kind].path(namespace, name),
+            query={"fieldManager": FIELD_MANAGER},
+            body=body,
+            verb="update",
+        )
 
     def _action(self, child: Child) -> str:
         kind, namespace, name = child.key
@@ -182,5 +215,4 @@ class ChildApplier:
                 continue
             await self.client.delete(kind, ns, name)
             self.store.drop_child(kind.kind, ns, name)
-            self.store.mark_absent(kind.kind, ns, name)
             result.changes.append(("Deleted", f"{kind.kind} {name}"))

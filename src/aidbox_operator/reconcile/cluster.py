@@ -132,7 +132,7 @@ class ClusterReconciler:
             return await self._observation(cluster, missing, blocker=blocker, pending=True)
         context = RenderContext(_digest(configs), plan.wanted, base.desired_replicas)
         children = await self.children.observe(cluster, render_cluster(cluster, context))
-        if blocker := self.children.conflict(cluster, children):
+        if blocker := await self.children.conflict(cluster, children):
             result.look_again(CONFLICT_RETRY_SECONDS)
             return await self._observation(cluster, missing, blocker=blocker, pending=True)
         if paused := pause_blocker(cluster):

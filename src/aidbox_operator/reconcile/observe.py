@@ -51,14 +51,16 @@ class Observer:
         ]
         return configs, missing
 
-    async def child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """The object of that kind and name, whoever owns it."""
-        cached = self.store.child(kind, namespace, name)
-        if cached is not None or self.store.known_absent(kind, namespace, name):
-            return cached
+    async def child(
+        self, kind: str, namespace: str, name: str, *, cached: bool = True
+    ) -> dict[str, Any] | None:
+        """The object of that kind and name, whoever owns it. The cache holds only objects
+        with the operator's labels, so a miss is always asked of the API: an object someone
+        else made since the last look produces no watch event here."""
+        if cached and (body := self.store.child(kind, namespace, name)) is not None:
+            return body
         body = await self.client.get(KINDS_BY_NAME[kind], namespace, name)
         if body is None:
-            self.store.mark_absent(kind, namespace, name)
             return None
         body.setdefault("kind", kind)
         labels = body["metadata"].get("labels") or {}

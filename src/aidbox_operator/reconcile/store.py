@@ -92,8 +92,6 @@ class ObjectStore:
         # (kind, namespace, name) of a ConfigMap/Secret -> clusters that reference it.
         self.references: dict[ChildKey, set[Key]] = defaultdict(set)
         self._refs_of: dict[Key, set[ChildKey]] = {}
-        # Children a GET found missing and no watch event has shown since: no need to ask again.
-        self._absent: set[ChildKey] = set()
         # Children that existed at some point while this process watched.
         self._seen: set[ChildKey] = set()
 
@@ -124,7 +122,6 @@ class ObjectStore:
         for kind in CHILD_KINDS:
             child = (kind, namespace, name)
             self._children.pop(child, None)
-            self._absent.discard(child)
             self._seen.discard(child)
 
     # -- children (Deployment, Service, PodDisruptionBudget, ServiceMonitor) ----------------
@@ -134,21 +131,13 @@ class ObjectStore:
         old = self._children.get(key)
         if old is None or _resource_version(body) >= old.resource_version:
             self._children[key] = _Packed(body)
-            self._absent.discard(key)
             self._seen.add(key)
 
     def drop_child(self, kind: str, namespace: str, name: str) -> None:
         self._children.pop((kind, namespace, name), None)
-        self._absent.add((kind, namespace, name))
 
     def seen_before(self, kind: str, namespace: str, name: str) -> bool:
         return (kind, namespace, name) in self._seen
-
-    def mark_absent(self, kind: str, namespace: str, name: str) -> None:
-        self._absent.add((kind, namespace, name))
-
-    def known_absent(self, kind: str, namespace: str, name: str) -> bool:
-        return (kind, namespace, name) in self._absent
 
     def child(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         packed = self._children.get((kind, namespace, name))
