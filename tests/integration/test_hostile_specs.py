@@ -322,7 +322,7 @@ REFUSALS = [
     ),
     Refusal(
         "env-value-from-typo",
-        "ApplyFailed",
+        "InvalidSpec",
         ("secretKeyRf",),
         {"env": [{"name": "X", "valueFrom": {"secretKeyRf": {"name": "s", "key": "k"}}}]},
     ),
@@ -334,8 +334,8 @@ REFUSALS = [
     ),
     Refusal(
         "metrics-port-equals-web-port",
-        "ApplyFailed",
-        ("spec.ports",),
+        "InvalidSpec",
+        ("metrics.port 8080 is also the web port",),
         {"metrics": {"enabled": True, "port": 8080}},
     ),
     Refusal(

@@ -152,6 +152,8 @@ class FakeKube(KubeClient):
         current = self.objects[key]
         if sub == "status":
             current["status"] = copy.deepcopy(body["status"])
+        elif body.get("metadata", {}).get("managedFields") == [{}]:
+            current["metadata"]["managedFields"] = []  # the API's way to reset ownership
         else:
             _merge(current, body)
         current["metadata"]["resourceVersion"] = str(next(self._ids))

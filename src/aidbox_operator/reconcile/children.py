@@ -10,11 +10,16 @@ from aidbox_operator.model import AidboxCluster
 from aidbox_operator.model.constants import (
     APPLIED_HASH_ANNOTATION,
     CONFIG_HASH_ANNOTATION,
-    FIELD_MANAGER,
 )
 from aidbox_operator.reconcile.diff import is_subset
 from aidbox_operator.reconcile.fights import WriterFights, fight_message
-from aidbox_operator.reconcile.kube import KINDS_BY_NAME, PDBS, SERVICE_MONITORS, ApiError
+from aidbox_operator.reconcile.kube import (
+    KINDS_BY_NAME,
+    MERGE_PATCH,
+    PDBS,
+    SERVICE_MONITORS,
+    ApiError,
+)
 from aidbox_operator.reconcile.observe import Observer
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.status import Blocker
@@ -143,26 +148,40 @@ class ChildApplier:
             CONFIG_ROLLOUTS.inc()
             note = " (referenced configuration changed: rolling restart)"
         if action == "Adopted":
-            body = await self._replace(child)
+            body = await self._adopt(child)
         else:
             body = await self.client.apply(child.manifest)
         self.store.put_child(body)
         result.changes.append((action, f"{kind} {name}{note}"))
 
-    async def _replace(self, child: Child) -> dict[str, Any]:
-        """Adoption: the object becomes exactly the manifest (an apply would keep the fields
-        its previous manager owns, such as another container), guarded by resourceVersion."""
+    async def _adopt(self, child: Child) -> dict[str, Any]:
+        """Adoption: the object becomes exactly the manifest. A plain apply would keep every
+        field its previous manager owns (another container, say), so first nobody owns
+        anything, then one apply takes every field as it is, then the manifest's apply drops
+        what the operator does not want. All three are patches (no `update` permission)."""
         kind, namespace, name = child.key
         assert child.observed is not None
-        body = {**child.manifest, "metadata": {**child.manifest["metadata"]}}
-        body["metadata"]["resourceVersion"] = child.observed["metadata"]["resourceVersion"]
-        return await self.client.request(
-            "PUT",
-            KINDS_BY_NAME[kind].path(namespace, name),
-            query={"fieldManager": FIELD_MANAGER},
-            body=body,
-            verb="update",
+        resource = KINDS_BY_NAME[kind]
+        await self.client.request(
+            "PATCH",
+            resource.path(namespace, name),
+            body={"metadata": {"managedFields": [{}]}},
+            content_type=MERGE_PATCH,
+            verb="patch",
         )
+        meta = child.observed["metadata"]
+        everything = {
+            "apiVersion": child.manifest["apiVersion"],
+            "kind": kind,
+            "metadata": {
+                key: meta[key]
+                for key in ("name", "namespace", "labels", "annotations")
+                if key in meta
+            },
+            "spec": child.observed.get("spec", {}),
+        }
+        await self.client.apply(everything)
+        return await self.client.apply(child.manifest)
 
     def _action(self, child: Child) -> str:
         kind, namespace, name = child.key
