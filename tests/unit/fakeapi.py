@@ -152,12 +152,25 @@ class FakeKube(KubeClient):
         current = self.objects[key]
         if sub == "status":
             current["status"] = copy.deepcopy(body["status"])
-        elif body.get("metadata", {}).get("managedFields") == [{}]:
-            current["metadata"]["managedFields"] = []  # the API's way to reset ownership
+        elif content_type == "application/json-patch+json":
+            self._json_patch(current, body)
         else:
             _merge(current, body)
         current["metadata"]["resourceVersion"] = str(next(self._ids))
         return current
+
+    @staticmethod
+    def _json_patch(current: dict[str, Any], operations: list[dict[str, Any]]) -> None:
+        """The operations the operator sends: test, replace and add on top-level paths."""
+        for op in operations:
+            *parents, last = op["path"].strip("/").split("/")
+            target = current
+            for part in parents:
+                target = target[part]
+            if op["op"] == "test" and target.get(last) != op["value"]:
+                raise ApiError(422, "Invalid", f"test operation failed for {op['path']}")
+            if op["op"] in ("replace", "add"):
+                target[last] = copy.deepcopy(op["value"])
 
     def _apply(self, key: ObjKey, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with force, reduced to what the operator relies on: its fields

@@ -10,12 +10,12 @@ from aidbox_operator.model import AidboxCluster
 from aidbox_operator.model.constants import (
     APPLIED_HASH_ANNOTATION,
     CONFIG_HASH_ANNOTATION,
+    FIELD_MANAGER,
 )
 from aidbox_operator.reconcile.diff import is_subset
 from aidbox_operator.reconcile.fights import WriterFights, fight_message
 from aidbox_operator.reconcile.kube import (
     KINDS_BY_NAME,
-    MERGE_PATCH,
     PDBS,
     SERVICE_MONITORS,
     ApiError,
@@ -31,6 +31,7 @@ from aidbox_operator.status.ownership import (
     last_other_writer,
 )
 
+JSON_PATCH = "application/json-patch+json"
 SERVICE_MONITOR_MISSING = (
     "ServiceMonitorUnavailable",
     "spec.metrics.serviceMonitor.enabled is set but the cluster has no monitoring.coreos.com/v1 "
@@ -155,32 +156,34 @@ class ChildApplier:
         result.changes.append((action, f"{kind} {name}{note}"))
 
     async def _adopt(self, child: Child) -> dict[str, Any]:
-        """Adoption: the object becomes exactly the manifest. A plain apply would keep every
-        field its previous manager owns (another container, say), so first nobody owns
-        anything, then one apply takes every field as it is, then the manifest's apply drops
-        what the operator does not want. All three are patches (no `update` permission)."""
+        """Adoption: the object becomes exactly the manifest. An apply would keep every field
+        its previous manager owns (another container, say), so one atomic JSON patch, guarded
+        by the resourceVersion we judged, replaces spec, labels, annotations and owners; if the
+        API refuses it (an immutable selector) nothing changes. The apply that follows makes
+        the operator's field manager own the fields for later passes."""
         kind, namespace, name = child.key
         assert child.observed is not None
-        resource = KINDS_BY_NAME[kind]
+        meta = child.manifest["metadata"]
+        operations = [
+            {
+                "op": "test",
+                "path": "/metadata/resourceVersion",
+                "value": child.observed["metadata"]["resourceVersion"],
+            },
+            {"op": "replace", "path": "/spec", "value": child.manifest["spec"]},
+            *(
+                {"op": "add", "path": f"/metadata/{field}", "value": meta[field]}
+                for field in ("labels", "annotations", "ownerReferences")
+            ),
+        ]
         await self.client.request(
             "PATCH",
-            resource.path(namespace, name),
-            body={"metadata": {"managedFields": [{}]}},
-            content_type=MERGE_PATCH,
+            KINDS_BY_NAME[kind].path(namespace, name),
+            query={"fieldManager": FIELD_MANAGER},
+            body=operations,
+            content_type=JSON_PATCH,
             verb="patch",
         )
-        meta = child.observed["metadata"]
-        everything = {
-            "apiVersion": child.manifest["apiVersion"],
-            "kind": kind,
-            "metadata": {
-                key: meta[key]
-                for key in ("name", "namespace", "labels", "annotations")
-                if key in meta
-            },
-            "spec": child.observed.get("spec", {}),
-        }
-        await self.client.apply(everything)
         return await self.client.apply(child.manifest)
 
     def _action(self, child: Child) -> str:
