@@ -242,7 +242,10 @@ class Sandbox:
     """A local control plane. `up()` builds (first time), starts and waits; `down()` stops."""
 
     def __init__(
-        self, state_dir: Path | None = None, nodes: int | None = None, real_nodes: int = 0
+        self,
+        state_dir: Path | None = None,
+        nodes: int | None = None,
+        real_nodes: int | None = None,
     ) -> None:
         self.state_dir = (state_dir or default_state_dir()).expanduser().resolve()
         if nodes is None:
@@ -250,7 +253,9 @@ class Sandbox:
         if nodes < 1:
             raise SandboxError("the sandbox needs at least one node")
         self.nodes = nodes
-        self.real_nodes = real_nodes  # real kubelet nodes, added after the control plane
+        if real_nodes is None:  # real kubelet nodes (sandbox/realnode.py); none by default
+            real_nodes = int(os.environ.get("AIDBOX_SANDBOX_REAL_NODES", "0"))
+        self.real_nodes = real_nodes
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     # -- paths

@@ -24,6 +24,7 @@ from . import build, hostdeps, images, nodehost, pki
 from .errors import SandboxError
 from .nodeconfig import (
     CLUSTER_DNS,
+    REAL_NODE_LABEL,
     NodePlan,
     cni_conflist,
     containerd_toml,
@@ -305,7 +306,7 @@ class RealNodes:
         deadline = time.monotonic() + timeout
         while True:
             self._check_processes()
-            code, body = api.call("GET", "/api/v1/nodes?labelSelector=sandbox.aidbox.io/real-node")
+            code, body = api.call("GET", f"/api/v1/nodes?labelSelector={REAL_NODE_LABEL}")
             ready = set()
             if code == 200 and isinstance(body, dict):
                 for item in body.get("items", []):
@@ -329,11 +330,11 @@ class RealNodes:
         state = self._state()
         ident = identity(self.sandbox.state_dir)
         nodes = state.get("nodes", [])
-        if nodes:
-            with contextlib.suppress(Exception):
-                api = self.sandbox._api()
-                for node in nodes:
-                    api.call("DELETE", f"/api/v1/nodes/{node['name']}", timeout=3)
+        if nodes or self.root.exists():
+            with contextlib.suppress(Exception):  # best effort: the API server may be gone
+                self.sandbox._api().call(
+                    "DELETE", f"/api/v1/nodes?labelSelector={REAL_NODE_LABEL}", timeout=3
+                )
         live = [
             p
             for p in state.get("processes", [])
