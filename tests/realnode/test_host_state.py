@@ -40,6 +40,7 @@ def _timed(what: str, action: Any) -> float:
 
 def test_real_nodes_leave_host_state_as_found(real_nodes: Any) -> None:
     real_nodes.down()
+    assert _leftovers(real_nodes) == []
     baseline = snapshot()
     ident = identity(real_nodes.sandbox.state_dir)
     # While the nodes run, their host-side veths and their cgroups exist; nothing else may.

@@ -181,19 +181,23 @@ def link_host(link: NodeLink) -> None:
         in_node(link.holder, args)
 
 
-def link_nodes(a: tuple[int, str], b: tuple[int, str], pair: int, a_name: str, b_name: str) -> None:
+def link_nodes(
+    a: tuple[int, str, str], b: tuple[int, str, str], pair: int, a_name: str, b_name: str
+) -> None:
     """A veth /30 straight between two nodes' netns (never in the host's), with routes to each
-    other's pod network: the host forwards nothing. a and b are (holder pid, pod CIDR)."""
+    other's pod network and InternalIP: the host forwards nothing. a and b are (holder pid,
+    pod CIDR, InternalIP)."""
     a_ip, b_ip = f"10.253.{pair}.1", f"10.253.{pair}.2"
     in_node(a[0], ["ip", "link", "add", b_name, "type", "veth", "peer", "name", a_name,
                    "netns", str(b[0])])  # fmt: skip
-    for holder, name, ip, peer_ip, peer_cidr in (
-        (a[0], b_name, a_ip, b_ip, b[1]),
-        (b[0], a_name, b_ip, a_ip, a[1]),
+    for holder, name, ip, peer_ip, peer in (
+        (a[0], b_name, a_ip, b_ip, b),
+        (b[0], a_name, b_ip, a_ip, a),
     ):
         in_node(holder, ["ip", "addr", "add", f"{ip}/30", "dev", name])
         in_node(holder, ["ip", "link", "set", name, "up"])
-        in_node(holder, ["ip", "route", "add", peer_cidr, "via", peer_ip])
+        in_node(holder, ["ip", "route", "add", peer[1], "via", peer_ip])
+        in_node(holder, ["ip", "route", "add", f"{peer[2]}/32", "via", peer_ip])
 
 
 def delete_link(name: str) -> None:

@@ -77,6 +77,16 @@ class RealNodes:
                 return int(node["holder"])
         raise SandboxError(f"real node {name} is not running")
 
+    def import_image(self, archive: Path) -> None:
+        """Load an image tarball (OCI or docker-archive) into every real node's containerd."""
+        for node in self._state().get("nodes", []):
+            socket = self.root / node["dir"] / "containerd.sock"
+            nodehost.in_node(
+                self.holder(node["name"]),
+                ["ctr", "--address", str(socket), "-n", "k8s.io", "images", "import", str(archive)],
+                timeout=300,
+            )
+
     def running(self, count: int) -> bool:
         state = self._state()
         nodes = state.get("nodes", [])
@@ -159,14 +169,15 @@ class RealNodes:
         for a in nodes:
             for b in nodes[a.index + 1 :]:
                 nodehost.link_nodes(
-                    (holders[a.name], a.pod_cidr),
-                    (holders[b.name], b.pod_cidr),
+                    (holders[a.name], a.pod_cidr, a.node_ip),
+                    (holders[b.name], b.pod_cidr, b.node_ip),
                     pair,
                     f"peer{a.index}",
                     f"peer{b.index}",
                 )
                 pair += 1
         self._wait_ready([n.name for n in nodes])
+        self._api_endpoints(nodes, api_port)
         state["ready"] = True
         self._save(state)
 
@@ -181,6 +192,7 @@ class RealNodes:
                 "holder_start": nodehost.proc_start_time(holder),
                 "mnt": nodehost.ns_inode(holder, "mnt"),
                 "net": nodehost.ns_inode(holder, "net"),
+                "dir": node.dir.name,
                 "host_if": node.host_if,
                 "node_ip": node.node_ip,
                 "cgroup": node.cgroup,
@@ -253,7 +265,9 @@ class RealNodes:
             [
                 *enter,
                 "socat",
-                f"TCP-LISTEN:{api_port},bind=127.0.0.1,fork,reuseaddr",
+                # All addresses: the kubelet uses 127.0.0.1, pods come through the kubernetes
+                # Service to the node's InternalIP (see _api_endpoints).
+                f"TCP-LISTEN:{api_port},fork,reuseaddr",
                 f"UNIX-CONNECT:{relay}",
             ],
         )
@@ -285,6 +299,34 @@ class RealNodes:
             f"{node.name}-kube-proxy",
             [*enter, str(bins / "kube-proxy"), f"--config={node.dir / 'kube-proxy.json'}"],
         )
+
+    def _api_endpoints(self, nodes: list[NodePlan], api_port: int) -> None:
+        """Endpoints for the `kubernetes` Service (the sandbox's API server runs with
+        --endpoint-reconciler-type=none): the nodes' relays, so that pods on real nodes reach
+        the API server with in-cluster configuration (10.96.0.1:443)."""
+        api = self.sandbox._api()
+        path = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+        body = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kubernetes-real-nodes",
+                "labels": {
+                    "kubernetes.io/service-name": "kubernetes",
+                    "endpointslice.kubernetes.io/managed-by": "sandbox.aidbox.io",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": [n.node_ip], "conditions": {"ready": True}, "nodeName": n.name}
+                for n in nodes
+            ],
+            "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}],
+        }
+        api.call("DELETE", f"{path}/kubernetes-real-nodes")
+        code, answer = api.call("POST", path, body)
+        if code != 201:
+            raise SandboxError(f"creating the kubernetes EndpointSlice failed ({code}): {answer}")
 
     def _wait_file(self, path: Path, what: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
