@@ -36,25 +36,30 @@ def missing_packages() -> list[str]:
     return sorted(missing)
 
 
-def ensure_packages(progress: Callable[[str], None] = print) -> None:
-    """apt-get install what is missing (once per machine; ~20 s)."""
-    missing = missing_packages()
-    if not missing:
-        return
+def apt_install(packages: list[str], progress: Callable[[str], None] = print) -> None:
+    """apt-get update, then install `packages` (root only)."""
     if os.geteuid() != 0:
         raise SandboxError(
-            f"real nodes need root and the Debian packages {' '.join(missing)} "
-            f"(apt-get install -y {' '.join(missing)})"
+            f"this needs root and the Debian packages {' '.join(packages)} "
+            f"(apt-get install -y {' '.join(packages)})"
         )
-    progress(f"installing Debian packages for real nodes: {' '.join(missing)}")
+    progress(f"installing Debian packages: {' '.join(packages)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for args in (
         ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
     ):
         result = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
         if result.returncode != 0:
             raise SandboxError(f"`{' '.join(args)}` failed:\n{result.stdout[-2000:]}")
+
+
+def ensure_packages(progress: Callable[[str], None] = print) -> None:
+    """Install what real nodes need and is missing (once per machine; ~10-20 s)."""
+    missing = missing_packages()
+    if not missing:
+        return
+    apt_install(missing, progress)
     still = missing_packages()
     if still:
         raise SandboxError(f"apt-get ran but {still} are still missing")

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import build
+from . import build, hostdeps
 from .errors import SandboxError
 
 BASE_IMAGE = "docker.io/library/python:3.11.13-slim-bookworm"
@@ -58,14 +58,10 @@ def _run(args: list[str], log: Path, what: str, timeout: float = 900) -> str:
     return result.stdout
 
 
-def _ensure_packages() -> None:
+def _ensure_packages(progress: build.Progress) -> None:
     missing = [p for p in PACKAGES if not shutil.which(p)]
     if missing:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-            capture_output=True,
-            check=True,
-        )
+        hostdeps.apt_install(missing, progress)
 
 
 def _base_image(log: Path) -> None:
@@ -125,7 +121,7 @@ def build_operator_image(repo: Path, image: str, progress: build.Progress = prin
     with build.lock(root / "build.lock"):
         if archive.exists():
             return archive
-        _ensure_packages()
+        _ensure_packages(progress)
         log = build.cache_root() / "logs" / "build-operator-image.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
