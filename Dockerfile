@@ -18,6 +18,9 @@ RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels . \
 # -- runtime: the venv only, run as a non-root numeric user --------------------------------
 FROM python:3.11.13-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# kopf names itself after getpass.getuser(): without USER it looks uid 65532 up in /etc/passwd,
+# which has no such entry, and the operator dies at start (seen on a real node).
+ENV USER=aidbox-operator
 COPY --from=builder /opt/venv /opt/venv
 # 65532 = "nonroot" by convention; numeric so that runAsNonRoot can verify it.
 USER 65532:65532

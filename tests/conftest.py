@@ -21,7 +21,7 @@ from kube_helpers import install_crd
 from operator_process import OperatorProcess
 
 USE_EXISTING = os.environ.get("AIDBOX_TEST_USE_EXISTING_CLUSTER") == "1"
-_CLUSTER_DIRS = ("integration", "e2e")
+_CLUSTER_DIRS = ("integration", "e2e", "realnode")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

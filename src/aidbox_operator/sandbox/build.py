@@ -54,10 +54,15 @@ def cache_root() -> Path:
 
 @dataclass(frozen=True)
 class _Target:
-    name: str  # gomod/<name>
+    name: str  # gomod/<name> unless `module` names another wrapper module
     packages: tuple[str, ...]
     binaries: tuple[str, ...]
     ldflags: str
+    module: str = ""
+
+    @property
+    def module_dir(self) -> str:
+        return self.module or self.name
 
 
 def _k8s_ldflags() -> str:
@@ -92,6 +97,18 @@ TARGETS = (
         KWOK_BINARIES,
         "-s -w",
     ),
+)
+
+
+# Real nodes only: built from the control plane's own wrapper module (same pins), on demand, so
+# `make run` (kwok nodes only) never pays for them.
+NODE_BINARIES = ("kubelet", "kube-proxy")
+NODE_TARGET = _Target(
+    "k8s-node",
+    ("k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"),
+    NODE_BINARIES,
+    _k8s_ldflags(),
+    module="k8s",
 )
 
 
@@ -214,9 +231,16 @@ def _run_go(go: Path, args: list[str], cwd: Path, log: Path, what: str, progress
         )
 
 
+def _target_stamp(target: _Target) -> str:
+    stamp = _stamp(_module_files(target.module_dir))
+    if target.module:  # a second target of one module: its own package list counts too
+        stamp = hashlib.sha256(f"{stamp} {' '.join(target.packages)}".encode()).hexdigest()
+    return stamp
+
+
 def _build_target(target: _Target, go: Path, out: Path, progress: Progress) -> None:
-    files = _module_files(target.name)
-    stamp = _stamp(files)
+    files = _module_files(target.module_dir)
+    stamp = _target_stamp(target)
     marker = out / f".{target.name}.stamp"
     if (
         marker.exists()
@@ -224,7 +248,7 @@ def _build_target(target: _Target, go: Path, out: Path, progress: Progress) -> N
         and all((out / b).is_file() for b in target.binaries)
     ):
         return
-    src = cache_root() / "src" / f"{target.name}-{stamp[:12]}"
+    src = cache_root() / "src" / f"{target.module_dir}-{stamp[:12]}"
     src.mkdir(parents=True, exist_ok=True)
     for fname, data in files.items():
         (src / fname).write_bytes(data)
@@ -275,7 +299,7 @@ def ensure_binaries(progress: Progress = print) -> Path:
         todo = []
         for target in TARGETS:
             marker = out / f".{target.name}.stamp"
-            ok = marker.exists() and marker.read_text() == _stamp(_module_files(target.name))
+            ok = marker.exists() and marker.read_text() == _target_stamp(target)
             if not ok or not all((out / b).is_file() for b in target.binaries):
                 todo.append(target)
         if not todo:
@@ -284,3 +308,19 @@ def ensure_binaries(progress: Progress = print) -> Path:
         for target in todo:
             _build_target(target, go, out, progress)
     return out
+
+
+def ensure_node_binaries(progress: Progress = print) -> Path:
+    """Build kubelet and kube-proxy (real nodes) when missing; return the binaries' folder."""
+    out = bin_dir()
+    with _lock(cache_root() / "build.lock"):
+        marker = out / f".{NODE_TARGET.name}.stamp"
+        ok = marker.exists() and marker.read_text() == _target_stamp(NODE_TARGET)
+        if not ok or not all((out / b).is_file() for b in NODE_TARGET.binaries):
+            _build_target(NODE_TARGET, find_go(), out, progress)
+    return out
+
+
+# Shared with the other things built from Go sources (the stand-in images).
+lock = _lock
+run_go = _run_go

@@ -241,13 +241,21 @@ def _http_ok(port: int, path: str) -> bool:
 class Sandbox:
     """A local control plane. `up()` builds (first time), starts and waits; `down()` stops."""
 
-    def __init__(self, state_dir: Path | None = None, nodes: int | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        nodes: int | None = None,
+        real_nodes: int | None = None,
+    ) -> None:
         self.state_dir = (state_dir or default_state_dir()).expanduser().resolve()
         if nodes is None:
             nodes = int(os.environ.get("AIDBOX_SANDBOX_NODES", DEFAULT_NODES))
         if nodes < 1:
             raise SandboxError("the sandbox needs at least one node")
         self.nodes = nodes
+        if real_nodes is None:  # real kubelet nodes (sandbox/realnode.py); none by default
+            real_nodes = int(os.environ.get("AIDBOX_SANDBOX_REAL_NODES", "0"))
+        self.real_nodes = real_nodes
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     # -- paths
@@ -366,6 +374,11 @@ class Sandbox:
     # -- stop
     def down(self) -> None:
         """Stop every process this sandbox recorded and remove its state (tmpfs included)."""
+        # --- real nodes (sandbox/realnode.py): before the API server goes
+        from .realnode import RealNodes
+
+        RealNodes(self).down()
+        # ---
         self._stop_processes()
         shutil.rmtree(self.etcd_data_dir, ignore_errors=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -488,6 +501,12 @@ class Sandbox:
         """Build if needed, start everything and wait until the API and all nodes are ready."""
         with self._flock("up.lock", fcntl.LOCK_EX):
             self._up(progress)
+            # --- real nodes (sandbox/realnode.py)
+            if self.real_nodes:
+                from .realnode import RealNodes
+
+                RealNodes(self).up(self.real_nodes, progress)
+            # ---
 
     def _up(self, progress: Progress) -> None:
         if self.status().running:
@@ -670,6 +689,13 @@ class Sandbox:
                 "--audit-log-maxsize=200",
                 "--audit-log-maxbackup=1",
                 "--profiling=false",
+                # --- real nodes (sandbox/realnode.py): reach kubelets by their InternalIP only,
+                # never through a DNS lookup of the node's name
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={p.client_cert(pki.KUBELET_CLIENT.stem)}",
+                f"--kubelet-client-key={p.client_key(pki.KUBELET_CLIENT.stem)}",
+                f"--kubelet-certificate-authority={p.ca_cert}",
+                # ---
             ],
         )
         api = self._api()

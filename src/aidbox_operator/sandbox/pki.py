@@ -51,7 +51,10 @@ CLIENTS = (
     ClientIdentity("controller-manager", "system:kube-controller-manager"),
     ClientIdentity("scheduler", "system:kube-scheduler"),
     ClientIdentity("kwok", "sandbox-kwok", ("system:masters",)),
+    # The API server's identity towards real nodes' kubelets (logs, exec, port-forward).
+    ClientIdentity("apiserver-kubelet-client", "kube-apiserver-kubelet-client"),
 )
+KUBELET_CLIENT = CLIENTS[-1]
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -239,3 +242,27 @@ def generate(root: Path) -> PkiPaths:
         ),
     )
     return paths
+
+
+def issue(
+    paths: PkiPaths,
+    stem: str,
+    cn: str,
+    orgs: tuple[str, ...] = (),
+    server_ips: tuple[str, ...] = (),
+    server_dns: tuple[str, ...] = (),
+) -> tuple[Path, Path]:
+    """Sign one more certificate with the sandbox CA (e.g. a real node's kubelet): a client
+    certificate, or a serving one when IPs or DNS names are given. Returns (cert, key)."""
+    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the sandbox CA key is not an EC key")
+    ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in server_dns]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if sans else ExtendedKeyUsageOID.CLIENT_AUTH
+    key, cert = _leaf(ca_key, ca_cert, _name(cn, orgs), usage, sans or None)
+    cert_path, key_path = paths.root / f"{stem}.crt", paths.root / f"{stem}.key"
+    _write(cert_path, _cert_pem(cert))
+    _write(key_path, _key_pem(key), private=True)
+    return cert_path, key_path

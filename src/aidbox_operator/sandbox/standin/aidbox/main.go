@@ -1,0 +1,228 @@
+// Command aidbox is a stand-in for the Aidbox server in tests on real nodes. It behaves like
+// Aidbox on the outside as far as the operator and its tests care: /health in the RFC health
+// format with about.version, /$version, the web port from BOX_WEB_PORT, Prometheus metrics on
+// BOX_METRICS_PORT, a start-up delay standing for migrations, and a graceful SIGTERM. It also
+// reports a fingerprint of the JWT keys it was given (never the keys) so tests can prove that
+// every replica shares one key set.
+//
+// Settings of its own (environment): STANDIN_VERSION (else the build-time version),
+// STANDIN_CHANNEL, STANDIN_STARTUP_SECONDS (nothing listens before it has passed),
+// STANDIN_DRAIN_SECONDS (after SIGTERM it keeps accepting for this long, then stops accepting
+// and finishes the requests in flight).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// version is the fallback for STANDIN_VERSION, set with -ldflags "-X main.version=...".
+var version = "0000.0"
+
+type server struct {
+	version     string
+	channel     string
+	fingerprint string
+	keySource   string
+	started     time.Time
+	requests    atomic.Int64
+	inFlight    atomic.Int64
+	draining    atomic.Bool
+}
+
+func seconds(name string, fallback float64) time.Duration {
+	raw := os.Getenv(name)
+	if raw == "" {
+		return time.Duration(fallback * float64(time.Second))
+	}
+	value, err := strconv.ParseFloat(raw, 64)
+	if err != nil || value < 0 {
+		log.Fatalf("%s=%q is not a number of seconds", name, raw)
+	}
+	return time.Duration(value * float64(time.Second))
+}
+
+func envOr(name, fallback string) string {
+	if value := os.Getenv(name); value != "" {
+		return value
+	}
+	return fallback
+}
+
+// keyFingerprint hashes the three JWT settings together. Without any of them each process makes
+// up its own (as Aidbox generates its own keypair), so replicas differ: what shared keys prevent.
+func keyFingerprint() (string, string) {
+	private := os.Getenv("BOX_SECURITY_AUTH_KEYS_PRIVATE")
+	public := os.Getenv("BOX_SECURITY_AUTH_KEYS_PUBLIC")
+	secret := os.Getenv("BOX_SECURITY_AUTH_KEYS_SECRET")
+	if (private == "") != (public == "") {
+		log.Fatal("only one of BOX_SECURITY_AUTH_KEYS_PRIVATE and _PUBLIC is set; refusing to start")
+	}
+	if private == "" && secret == "" {
+		random := make([]byte, 32)
+		if _, err := rand.Read(random); err != nil {
+			log.Fatal(err)
+		}
+		sum := sha256.Sum256(random)
+		return hex.EncodeToString(sum[:8]), "generated"
+	}
+	digest := sha256.New()
+	for _, part := range []string{private, public, secret} {
+		digest.Write([]byte(part))
+		digest.Write([]byte{0})
+	}
+	return hex.EncodeToString(digest.Sum(nil)[:8]), "environment"
+}
+
+func writeJSON(w http.ResponseWriter, contentType string, body any) {
+	w.Header().Set("Content-Type", contentType)
+	if err := json.NewEncoder(w).Encode(body); err != nil {
+		log.Printf("writing response: %v", err)
+	}
+}
+
+func (s *server) health(w http.ResponseWriter, _ *http.Request) {
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	now := time.Now().UTC().Format(time.RFC3339)
+	check := func(kind string, value any, unit string) []map[string]any {
+		return []map[string]any{{
+			"componentType": kind, "observedValue": value, "observedUnit": unit,
+			"status": "pass", "time": now,
+		}}
+	}
+	writeJSON(w, "application/health+json", map[string]any{
+		"status":      "pass",
+		"version":     s.version,
+		"description": "aidbox stand-in",
+		"about": map[string]any{
+			"version":             s.version,
+			"channel":             s.channel,
+			"authKeysFingerprint": s.fingerprint,
+			"authKeysSource":      s.keySource,
+		},
+		"checks": map[string]any{
+			"uptime":             check("system", time.Since(s.started).Seconds(), "s"),
+			"memory:utilization": check("system", mem.Sys, "bytes"),
+			"db:responseTime":    check("datastore", 0, "ms"),
+		},
+	})
+}
+
+func (s *server) versionInfo(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, "application/json", map[string]any{
+		"version": s.version, "commit": "standin", "timestamp": s.started.UTC().Format(time.RFC3339),
+	})
+}
+
+// anyPath answers every other path, optionally after ?delay_ms=N, naming the pod that served it.
+func (s *server) anyPath(w http.ResponseWriter, r *http.Request) {
+	if delay, err := strconv.Atoi(r.URL.Query().Get("delay_ms")); err == nil && delay > 0 {
+		time.Sleep(time.Duration(delay) * time.Millisecond)
+	}
+	host, _ := os.Hostname()
+	writeJSON(w, "application/json", map[string]any{"pod": host, "version": s.version})
+}
+
+func (s *server) metrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	draining := 0
+	if s.draining.Load() {
+		draining = 1
+	}
+	fmt.Fprintf(w, "# TYPE standin_requests_total counter\nstandin_requests_total %d\n", s.requests.Load())
+	fmt.Fprintf(w, "# TYPE standin_in_flight gauge\nstandin_in_flight %d\n", s.inFlight.Load())
+	fmt.Fprintf(w, "# TYPE standin_draining gauge\nstandin_draining %d\n", draining)
+	fmt.Fprintf(w, "# TYPE standin_uptime_seconds gauge\nstandin_uptime_seconds %.3f\n",
+		time.Since(s.started).Seconds())
+}
+
+func (s *server) count(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func listen(port string) net.Listener {
+	listener, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return listener
+}
+
+func main() {
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds | log.LUTC)
+	s := &server{
+		version: envOr("STANDIN_VERSION", version),
+		channel: envOr("STANDIN_CHANNEL", "stable"),
+		started: time.Now(),
+	}
+	s.fingerprint, s.keySource = keyFingerprint()
+	startup := seconds("STANDIN_STARTUP_SECONDS", 0)
+	drain := seconds("STANDIN_DRAIN_SECONDS", 5)
+	terminate := make(chan os.Signal, 1)
+	signal.Notify(terminate, syscall.SIGTERM, syscall.SIGINT)
+	log.Printf("aidbox stand-in %s starting; migrations take %s", s.version, startup)
+	select {
+	case <-time.After(startup):
+	case <-terminate:
+		log.Print("terminated during start-up")
+		return
+	}
+
+	web := http.NewServeMux()
+	web.HandleFunc("/health", s.health)
+	web.HandleFunc("/$version", s.versionInfo)
+	web.HandleFunc("/", s.anyPath)
+	webServer := &http.Server{Handler: s.count(web), ReadHeaderTimeout: 10 * time.Second}
+	webPort := envOr("BOX_WEB_PORT", "8080")
+	go func() {
+		if err := webServer.Serve(listen(webPort)); err != http.ErrServerClosed {
+			log.Fatal(err)
+		}
+	}()
+	var metricsServer *http.Server
+	if port := os.Getenv("BOX_METRICS_PORT"); port != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/metrics", s.metrics)
+		metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := metricsServer.Serve(listen(port)); err != http.ErrServerClosed {
+				log.Fatal(err)
+			}
+		}()
+	}
+	log.Printf("ready on :%s (keys %s, %s)", webPort, s.fingerprint, s.keySource)
+
+	<-terminate
+	s.draining.Store(true)
+	log.Printf("SIGTERM: still accepting for %s", drain)
+	time.Sleep(drain)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := webServer.Shutdown(ctx); err != nil {
+		log.Printf("shutdown: %v", err)
+	}
+	if metricsServer != nil {
+		_ = metricsServer.Shutdown(ctx)
+	}
+	log.Printf("stopped after %d requests", s.requests.Load())
+}

@@ -1,0 +1,3 @@
+module aidbox-operator.local/standin
+
+go 1.24

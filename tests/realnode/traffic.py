@@ -1,0 +1,80 @@
+"""Runs loadgen.py inside a real node's network namespace against a Service's ClusterIP."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+LOADGEN = Path(__file__).with_name("loadgen.py")
+
+
+class Traffic:
+    def __init__(self, holder: int, host: str, port: int, out: Path, rate: float = 60.0) -> None:
+        self.holder, self.host, self.port, self.out, self.rate = holder, host, port, out, rate
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.result: dict[str, Any] = {}
+
+    def start(self) -> Traffic:
+        self.proc = subprocess.Popen(
+            [
+                *("nsenter", f"--target={self.holder}", "--net", "--", sys.executable),
+                *(str(LOADGEN), "--host", self.host, "--port", str(self.port)),
+                *("--rate", str(self.rate), "--out", str(self.out)),
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        return self
+
+    def progress(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.out.with_suffix(".progress").read_text())
+        except (OSError, ValueError):
+            return {"sent": 0, "ok": 0, "failed": 0}
+        return data
+
+    def run_until(self, requests: int, timeout: float = 120) -> None:
+        """Keep the load going until at least `requests` were sent."""
+        deadline = time.monotonic() + timeout
+        while self.progress().get("sent", 0) < requests:
+            assert self.proc is not None and self.proc.poll() is None, "the load generator died"
+            assert time.monotonic() < deadline, f"fewer than {requests} requests sent"
+            time.sleep(0.5)
+
+    def stop(self) -> dict[str, Any]:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.result = json.loads(self.out.read_text())
+        return self.result
+
+    def __enter__(self) -> Traffic:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def get_json(holder: int, url: str, timeout: float = 3.0) -> Any:
+    """GET `url` from inside a node's network namespace; None when it does not answer."""
+    code = (
+        "import json,sys,urllib.request\n"
+        "try:\n"
+        f"    print(urllib.request.urlopen(sys.argv[1], timeout={timeout}).read().decode())\n"
+        "except Exception:\n"
+        "    print('null')\n"
+    )
+    out = subprocess.run(
+        ["nsenter", f"--target={holder}", "--net", "--", sys.executable, "-c", code, url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout + 10,
+    ).stdout
+    return json.loads(out)
