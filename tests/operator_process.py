@@ -35,6 +35,10 @@ class OperatorProcess:
         self.metrics_port, self.health_port = free_port(), free_port()
         log = self.log_path.open("ab")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        # deploy/'s RBAC grants one Lease (aidbox-operator in aidbox-operator-system): a test's
+        # own single operator runs without election unless it asks for it, so that it never
+        # stands by behind another test's operator.
+        elect = any(a.startswith(("--leader-elect", "--no-leader-elect")) for a in self.extra_args)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -42,6 +46,7 @@ class OperatorProcess:
                 "aidbox_operator",
                 "run",
                 *(() if "--namespace" in self.extra_args else ("--all-namespaces",)),
+                *(() if elect else ("--no-leader-elect",)),
                 "--metrics-port",
                 str(self.metrics_port),
                 "--metrics-address",

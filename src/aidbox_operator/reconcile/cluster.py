@@ -28,6 +28,7 @@ from aidbox_operator.model.constants import (
     PLURAL,
 )
 from aidbox_operator.model.status import DEGRADED, PROGRESSING, READY
+from aidbox_operator.reconcile.adopt import existing_own
 from aidbox_operator.reconcile.diff import is_subset
 from aidbox_operator.reconcile.events import EventRecorder
 from aidbox_operator.reconcile.keys import build_keys_secret, generate_key_data
@@ -283,7 +284,8 @@ class ClusterReconciler:
         if not wanted:
             return ()
         name = auth_keys_secret_name(cluster)
-        existing = configs[("Secret", ns, name)]
+        keys = ("Secret", ns, name)
+        existing = configs[keys]
         absent = frozenset(wanted - existing.keys)
         if absent:
             data = await generate_key_data(absent)
@@ -293,9 +295,11 @@ class ClusterReconciler:
                 except ApiError as err:
                     if not err.conflict:
                         raise
-                    # Created meanwhile (by a previous leader): keep those keys, never replace.
-                    self.store.configs.pop(("Secret", ns, name), None)
-                    raise
+                    # Created by an earlier, interrupted pass: keep its keys, add what is missing.
+                    body = await existing_own(self.client, SECRETS, cluster, name)
+                    self.store.put_config("Secret", ns, name, body)
+                    configs = {**configs, ("Secret", ns, name): self.store.configs[keys]}
+                    return await self._ensure_auth_keys(cluster, configs, result)
                 result.changes.append(("Created", f"Secret {name} with shared JWT keys"))
             else:
                 # Add only what is missing: existing keys are never regenerated.
