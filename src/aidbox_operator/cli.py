@@ -95,8 +95,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         leader_lease=lease,
         election=timing,
-        # Well inside the renew deadline, so that a hung request fails in time to retry.
-        request_timeout=min(args.request_timeout, timing.renew_deadline / 2),
+        # A hung request fails in time for a retry within the renew deadline, and a write sent
+        # just before the deadline is answered or abandoned before the lease can expire.
+        request_timeout=min(
+            args.request_timeout,
+            timing.renew_deadline / 2,
+            timing.lease_duration - timing.renew_deadline,
+        ),
     )
     namespaces = args.namespace or []
     clusterwide = args.all_namespaces or not namespaces

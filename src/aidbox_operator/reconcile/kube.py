@@ -15,11 +15,14 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
@@ -106,9 +109,13 @@ class KubeClient:
     """Makes API requests and counts them by verb (for metrics and the zero-write checks)."""
 
     def __init__(
-        self, api_client: aio_client.ApiClient, request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+        self,
+        api_client: aio_client.ApiClient,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        connector: aiohttp.BaseConnector | None = None,
     ) -> None:
         self._api = api_client
+        self._connector = connector
         self.request_timeout = request_timeout
         # Asked before every write; the leader elector installs its own (without election
         # this replica always leads).
@@ -116,6 +123,8 @@ class KubeClient:
 
     async def close(self) -> None:
         await self._api.close()
+        if self._connector is not None:
+            await self._connector.close()
 
     async def request(
         self,
@@ -244,13 +253,32 @@ async def connect(
         )
     # Enough connections for every worker plus the Event posters, so none queues for one.
     configuration.connection_pool_maxsize = 64
+    session: dict[str, Any] = {}
     if not any(
         os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
     ):
         # Without proxy variables there is nothing to read from the environment, and aiohttp's
         # trust_env would look up ~/.netrc on a thread for every request (measured: requests
         # queued behind RSA key generation on the default executor during a burst).
-        configuration.client_session_kwargs = {"trust_env": False}
+        session["trust_env"] = False
     api = aio_client.ApiClient(configuration)
+    connector = aiohttp.TCPConnector(
+        limit=configuration.connection_pool_maxsize,
+        ssl=api.rest_client.ssl_context,
+        socket_factory=_abortive_socket,
+    )
+    configuration.client_session_kwargs = {**session, "connector": connector}
     api.user_agent = f"{USER_AGENT}/{identity}" if identity else USER_AGENT
-    return KubeClient(api, request_timeout)
+    return KubeClient(api, request_timeout, connector)
+
+
+def _abortive_socket(addr_info: Any) -> socket.socket:
+    """A socket whose close discards unsent data and resets the connection (SO_LINGER 0).
+
+    A request abandoned at its timeout must not reach the API server later: with a graceful
+    close the kernel would keep retransmitting it, and after a network partition heals a write
+    sent while this replica led could land after another replica took over."""
+    family, type_, proto, _, _ = addr_info
+    sock = socket.socket(family, type_, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return sock
