@@ -40,7 +40,7 @@ def _abort(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity
 class _Pipe:
     """One direction of one connection: chunks wait here until they may be delivered."""
 
