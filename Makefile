@@ -41,7 +41,9 @@ generate: $(BIN)/.installed
 	$(BIN)/aidbox-operator crd -o crds/aidboxcluster.yaml
 	$(BIN)/aidbox-operator reference --readme README.md
 
+## make down: stop the operator `make run` left running, then the sandbox
 down: $(BIN)/.installed
+	VENV=$(VENV) scripts/run.sh stop
 	$(BIN)/aidbox-operator sandbox down
 
 clean: down
