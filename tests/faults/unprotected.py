@@ -5,7 +5,9 @@ so that the fault suite can be seen to fail without them. Test-only; never shipp
 - catch-all: the election loop dies on any error but an ApiError without stopping the workers
   (the exception handling of the version issue 10 was filed against);
 - timeout: API requests get a 300 s timeout instead of one well below the renew deadline;
-- abort: closed connections are closed gracefully, so an abandoned write may still be sent.
+- abort: closed connections are closed gracefully, so an abandoned write may still be sent;
+- adopt: a 409 on creating the keys Secret drops the cached entry and fails the pass, as before
+  issue 10 (the Secret an interrupted pass created is never recognised).
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import sys
 from typing import Any
 
 from aidbox_operator import cli
-from aidbox_operator.reconcile import kube
+from aidbox_operator.reconcile import cluster, kube
 from aidbox_operator.reconcile.leader import LeaderElector
 
 REMOVED = {p for p in os.environ.get("FAULTS_REMOVE", "").split(",") if p}
-KNOWN = {"guard", "catch-all", "timeout", "abort"}
+KNOWN = {"guard", "catch-all", "timeout", "abort", "adopt"}
 if REMOVED - KNOWN:
     raise SystemExit(f"FAULTS_REMOVE: unknown protections {sorted(REMOVED - KNOWN)}")
 
@@ -63,6 +65,27 @@ def _install() -> None:
             return socket.socket(family, type_, proto)
 
         kube._abortive_socket = graceful
+
+    if "adopt" in REMOVED:
+        ensure = cluster.ClusterReconciler._ensure_auth_keys
+
+        async def refuse(*_: Any) -> dict[str, Any]:
+            raise _Conflict
+
+        async def old_ensure(self: Any, aidbox: Any, *args: Any) -> Any:
+            try:
+                return await ensure(self, aidbox, *args)
+            except _Conflict:
+                name = cluster.auth_keys_secret_name(aidbox)
+                self.store.configs.pop(("Secret", aidbox.namespace, name), None)
+                raise kube.ApiError(409, "Conflict", f'secrets "{name}" already exists') from None
+
+        cluster.existing_own = refuse
+        cluster.ClusterReconciler._ensure_auth_keys = old_ensure  # type: ignore[method-assign]
+
+
+class _Conflict(Exception):
+    pass
 
 
 if __name__ == "__main__":
