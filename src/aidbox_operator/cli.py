@@ -271,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--request-timeout",
         type=float,
         default=5.0,
-        help="total time allowed for one API request, watches excepted (default 5; at most "
-        "half the renew deadline)",
+        help="total time allowed for one API request, watches excepted (default 5; capped at "
+        "half the renew deadline and at lease duration - renew deadline)",
     )
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)

@@ -14,6 +14,7 @@ from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,21 @@ class Timeline:
             if write.at >= since:
                 counts[write.identity] = counts.get(write.identity, 0) + 1
         return counts
+
+    def handover_margins(self, since: float = 0.0) -> list[float]:
+        """For each change of leader: seconds from the old leader's last write (until it leads
+        again, if ever) to the new leader's acquisition of the Lease; negative when the old
+        leader wrote after it had been replaced."""
+        margins = []
+        changes = self.holders()
+        for index, ((_, old), (at, _new)) in enumerate(pairwise(changes)):
+            back = next((t for t, who in changes[index + 2 :] if who == old), float("inf"))
+            last = max(
+                (w.at for w in self.writes if w.identity == old and w.at < back), default=None
+            )
+            if at >= since and last is not None and last >= since:
+                margins.append(round(at - last, 1))
+        return margins
 
     def holders(self, since: float = 0.0) -> list[tuple[float, str]]:
         """(time, identity) of each change of the Lease's holder."""

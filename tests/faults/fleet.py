@@ -254,6 +254,7 @@ class Fleet:
             "leader_changes": [
                 (round(t - self.started, 1), who) for t, who in timeline.holders(self.started)
             ],
+            "handover_margins_s": timeline.handover_margins(self.started),
             "later_change_converge_s": round(later, 1),
             "clusters_stuck": len(self.not_converged()),
             "object_problems": self.object_problems(),
