@@ -113,7 +113,12 @@ def _throttle_operator(api: client.ApiClient, shares: int) -> None:
         "metadata": {"name": "faults-operator"},
         "spec": {
             "type": "Limited",
-            "limited": {"nominalConcurrencyShares": shares, "limitResponse": {"type": "Reject"}},
+            "limited": {
+                "nominalConcurrencyShares": shares,
+                # No borrowing of other levels' idle seats: the limit holds however idle they are.
+                "borrowingLimitPercent": 0,
+                "limitResponse": {"type": "Reject"},
+            },
         },
     }
     schema = {
