@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit integration e2e generate down clean bench demo
+.PHONY: run test lint unit integration e2e faults generate down clean bench demo
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +36,19 @@ integration: $(BIN)/.installed
 e2e: $(BIN)/.installed
 	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/e2e
 
+## make faults: the fault-injection suite alone (private sandbox; figures in build/faults-figures.jsonl)
+faults: $(BIN)/.installed
+	$(BIN)/pytest -ra -s $(PYTEST_ARGS) tests/faults
+
 ## regenerate the files generated from the model (CRD, README field reference, golden files)
 generate: $(BIN)/.installed
 	$(BIN)/aidbox-operator crd -o crds/aidboxcluster.yaml
 	$(BIN)/aidbox-operator reference --readme README.md
 	UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/unit/test_render_golden.py
 
+## make down: stop the operator `make run` left running, then the sandbox
 down: $(BIN)/.installed
+	VENV=$(VENV) scripts/run.sh stop
 	$(BIN)/aidbox-operator sandbox down
 
 clean: down

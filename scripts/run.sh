@@ -3,12 +3,33 @@
 # cluster in your own KUBECONFIG: everything below uses the sandbox's kubeconfig.
 #   EXAMPLE=examples/ha.yaml make run      another example
 #   RUN_DETACH=1 make run                  leave the operator running in the background and return
+#   scripts/run.sh stop                    stop that operator (`make down` does, before the sandbox)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 EXAMPLE=${EXAMPLE:-examples/ha.yaml}
 NAMESPACE=${NAMESPACE:-aidbox-demo}
 OP="$VENV/bin/aidbox-operator"
+
+# The operator started last time, if it still runs: its pid is in the sandbox's state folder,
+# and /proc must show that pid running `aidbox-operator run` (a pid can be reused).
+stop_operator() {
+  local pid_file="$1/operator.pid" pid
+  [ -f "$pid_file" ] || return 0
+  pid=$(cat "$pid_file")
+  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "aidbox-operator run"; then
+    kill "$pid"   # SIGTERM: it hands its Lease back, so the next one leads at once
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+    echo "stopped the operator started by make run (pid $pid)"
+  fi
+  rm -f "$pid_file"
+}
+
+if [ "${1:-}" = "stop" ]; then
+  stop_operator "$(dirname "$("$OP" sandbox kubeconfig)")"
+  exit 0
+fi
 
 "$OP" sandbox up
 eval "$("$OP" sandbox env)"   # KUBECONFIG and kubectl of the sandbox, for this script only
@@ -19,9 +40,9 @@ kubectl apply --server-side -f crds/aidboxcluster.yaml
 kubectl wait --for=condition=Established crd/aidboxclusters.aidbox.io --timeout=60s
 kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -
 
-if [ -f "$state_dir/operator.pid" ] && kill -0 "$(cat "$state_dir/operator.pid")" 2>/dev/null; then
-  kill "$(cat "$state_dir/operator.pid")"; sleep 1
-fi
+stop_operator "$state_dir"
+# Leader election is on (a Lease in the kubeconfig's namespace, `default`): an operator started
+# meanwhile by `make demo` or by hand stands by instead of writing alongside this one.
 "$OP" run --all-namespaces --metrics-port 0 >"$log" 2>&1 &
 echo $! >"$state_dir/operator.pid"
 echo "operator running (pid $!), log: $log"

@@ -23,10 +23,20 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        launcher: tuple[str, ...] = ("-m", "aidbox_operator"),
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.extra_args = extra_args
+        self.extra_env = env or {}
+        # What python runs: the operator's module, or a test script wrapping it.
+        self.launcher = launcher
         self.metrics_port = 0
         self.health_port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -34,14 +44,23 @@ class OperatorProcess:
     def start(self) -> None:
         self.metrics_port, self.health_port = free_port(), free_port()
         log = self.log_path.open("ab")
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
+        # deploy/'s RBAC grants one Lease (aidbox-operator in aidbox-operator-system): a test's
+        # own single operator runs without election unless it asks for it, so that it never
+        # stands by behind another test's operator.
+        elect = any(a.startswith(("--leader-elect", "--no-leader-elect")) for a in self.extra_args)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "aidbox_operator",
+                *self.launcher,
                 "run",
                 *(() if "--namespace" in self.extra_args else ("--all-namespaces",)),
+                *(() if elect else ("--no-leader-elect",)),
                 "--metrics-port",
                 str(self.metrics_port),
                 "--metrics-address",

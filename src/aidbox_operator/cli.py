@@ -90,10 +90,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         serve(args.metrics_port, args.metrics_address)
     lease = ""
     if args.leader_elect:
-        namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE") or "default"
+        namespace = args.leader_election_namespace or operator_namespace()
         lease = f"{namespace}/{args.leader_election_name}"
+    timing = election_timing(args)
     options = handlers.RunOptions(
-        workers=args.workers, leader_lease=lease, lease_seconds=args.lease_seconds
+        workers=args.workers,
+        leader_lease=lease,
+        election=timing,
+        # A hung request fails in time for a retry within the renew deadline, and a write sent
+        # just before the deadline is answered or abandoned before the lease can expire.
+        request_timeout=min(
+            args.request_timeout,
+            timing.renew_deadline / 2,
+            timing.lease_duration - timing.renew_deadline,
+        ),
     )
     namespaces = args.namespace or []
     clusterwide = args.all_namespaces or not namespaces
@@ -107,6 +117,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def election_timing(args: argparse.Namespace) -> Any:
+    from aidbox_operator.reconcile.leader import ElectionTiming
+
+    scaled = ElectionTiming.for_lease(args.lease_duration)
+    try:
+        return ElectionTiming(
+            args.lease_duration,
+            args.renew_deadline if args.renew_deadline is not None else scaled.renew_deadline,
+            args.retry_period if args.retry_period is not None else scaled.retry_period,
+        )
+    except ValueError as err:
+        raise SystemExit(f"aidbox-operator run: leader election: {err}") from None
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def operator_namespace() -> str:
+    """Where the operator's Lease lives: $POD_NAMESPACE, else the pod's own namespace, else
+    the namespace of the current kubeconfig context, else `default`."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and SERVICE_ACCOUNT_NAMESPACE.is_file():
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    paths = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    current: str | None = None
+    contexts: dict[str, dict[str, Any]] = {}
+    # As kubectl merges KUBECONFIG: the first current-context set wins, contexts add up.
+    for path in paths or ["~/.kube/config"]:
+        try:
+            config = yaml.safe_load(Path(path).expanduser().read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        current = current or config.get("current-context")
+        for context in config.get("contexts") or []:
+            contexts.setdefault(context.get("name"), context.get("context") or {})
+    return str(contexts.get(current or "", {}).get("namespace") or "default")
 
 
 def _cmd_reference(args: argparse.Namespace) -> int:
@@ -190,19 +239,42 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-address", default="0.0.0.0", help="address for /metrics")
     run.add_argument(
         "--leader-elect",
-        action="store_true",
-        help="elect one active replica through a Lease (for running several)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="elect one writing replica through a Lease, so that two instances never both "
+        "write, whoever starts them (default: on; --no-leader-elect turns it off)",
     )
     run.add_argument(
         "--leader-election-namespace",
-        help="namespace of the Lease (default: $POD_NAMESPACE, else default)",
+        help="namespace of the Lease (default: $POD_NAMESPACE, else the pod's namespace, else "
+        "the current kubeconfig context's, else default)",
     )
     run.add_argument("--leader-election-name", default="aidbox-operator", help="Lease name")
     run.add_argument(
+        "--lease-duration",
         "--lease-seconds",
-        type=int,
-        default=15,
-        help="a standby takes over this long after the leader stops renewing",
+        type=float,
+        default=15.0,
+        help="a standby takes over this long after the leader stops renewing (default 15)",
+    )
+    run.add_argument(
+        "--renew-deadline",
+        type=float,
+        help="a leader that has not renewed for this long stops writing; below the lease "
+        "duration (default: 2/3 of it, 10 s)",
+    )
+    run.add_argument(
+        "--retry-period",
+        type=float,
+        help="how often the leader renews and candidates try (default: 2/15 of the lease "
+        "duration, 2 s)",
+    )
+    run.add_argument(
+        "--request-timeout",
+        type=float,
+        default=5.0,
+        help="total time allowed for one API request, watches excepted (default 5; capped at "
+        "half the renew deadline and at lease duration - renew deadline)",
     )
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)

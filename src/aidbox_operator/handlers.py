@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -21,7 +20,8 @@ import kopf
 from aidbox_operator.model import API_GROUP, API_VERSION, PLURAL
 from aidbox_operator.model.constants import MANAGED_BY, MANAGED_BY_LABEL
 from aidbox_operator.reconcile import Controller, connect
-from aidbox_operator.reconcile.leader import LeaderElector
+from aidbox_operator.reconcile.kube import DEFAULT_REQUEST_TIMEOUT
+from aidbox_operator.reconcile.leader import ElectionTiming, LeaderElector
 
 OWNED = {MANAGED_BY_LABEL: MANAGED_BY}
 
@@ -42,7 +42,8 @@ class RunOptions:
     workers: int = 32
     # "namespace/name" of the Lease to elect a leader with; empty runs without election.
     leader_lease: str = ""
-    lease_seconds: int = 15
+    election: ElectionTiming = field(default_factory=ElectionTiming)
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     identity: str = field(
         default_factory=lambda: (
             os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
@@ -59,27 +60,24 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.watching.client_timeout = 660
     # "Handler succeeded" for every watch event is noise at INFO.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    client = await connect()
+    client = await connect(identity=options.identity, request_timeout=options.request_timeout)
     controller = Controller(client, workers=options.workers)
     memo["controller"] = controller
     if options.leader_lease:
         namespace, name = options.leader_lease.split("/", 1)
         controller.pause()  # standby until elected; watches keep the cache warm meanwhile
-
-        def lost() -> None:
-            controller.pause()
-            # Another replica leads now: restart clean as a standby rather than risk two writers.
-            os.kill(os.getpid(), signal.SIGTERM)
-
         elector = LeaderElector(
             client,
             namespace,
             name,
             options.identity,
-            options.lease_seconds,
+            options.election,
+            # Winning (again) resyncs every cluster; losing stops taking work, and the client's
+            # guard refuses the writes of reconciles already under way.
             on_started=controller.resume,
-            on_stopped=lost,
+            on_stopped=controller.pause,
         )
+        client.may_write = elector.may_write
         memo["elector"] = asyncio.create_task(elector.run(), name="leader-election")
     controller.start()
 

@@ -15,7 +15,7 @@ from aidbox_operator.metrics import PHASES, QUEUE_DEPTH, RECONCILE_SECONDS, RECO
 from aidbox_operator.reconcile.cluster import ClusterReconciler
 from aidbox_operator.reconcile.events import EventRecorder
 from aidbox_operator.reconcile.fights import WriterFights
-from aidbox_operator.reconcile.kube import ApiError, KubeClient
+from aidbox_operator.reconcile.kube import ApiError, KubeClient, NotLeaderError
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import Key, ObjectStore, owner_key
 from aidbox_operator.reconcile.workqueue import WorkQueue
@@ -115,6 +115,9 @@ class Controller:
         while True:
             await self.leading.wait()
             key = await self.queue.get()
+            if not self.leading.is_set():
+                self.queue.done(key)  # paused meanwhile; resume() queues every cluster again
+                continue
             try:
                 await self.reconcile(key)
             finally:
@@ -126,6 +129,11 @@ class Controller:
         started = time.monotonic()
         try:
             result = await self.reconciler.reconcile(key)
+        except NotLeaderError:
+            # Leadership ended during the pass; the next leader (maybe this replica again,
+            # which then resyncs everything) finishes it.
+            log.info("pass stopped: no longer the leader", extra=extra)
+            return
         except (TimeoutError, ApiError, OSError) as err:
             RECONCILES.labels(result="error").inc()
             if isinstance(err, ApiError) and "being terminated" in err.message:

@@ -10,7 +10,7 @@ import socket
 from typing import Any
 
 from aidbox_operator.model.constants import FIELD_MANAGER
-from aidbox_operator.reconcile.kube import EVENTS, ApiError, KubeClient
+from aidbox_operator.reconcile.kube import EVENTS, ApiError, KubeClient, NotLeaderError
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 1024
@@ -74,7 +74,7 @@ class EventRecorder:
                 await self._client.request(
                     "POST", EVENTS.path(meta["namespace"]), body=event, verb="create"
                 )
-        except (ApiError, OSError) as err:
+        except (ApiError, OSError, TimeoutError, NotLeaderError) as err:
             # An Event is a courtesy: failing to post one must not fail the reconcile. In a
             # namespace being deleted nothing can be created, which is expected.
             level = logging.DEBUG if "being terminated" in str(err) else logging.WARNING

@@ -3,18 +3,26 @@
 Built on `kubernetes.aio`'s ApiClient for configuration and authentication (in-cluster,
 KUBECONFIG, ~/.kube/config), but without the generated models: the operator works with the
 same dicts that `render` produces, as lightkube does.
+
+Every request has a total timeout (a hung connection must not outlive the leader's renew
+deadline), and every write asks the leadership guard first, so that a replica that stopped
+leading cannot write, not even from a reconcile that was already under way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
-from collections import Counter
+import socket
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
@@ -22,6 +30,13 @@ from aidbox_operator.metrics import API_REQUESTS
 from aidbox_operator.model.constants import FIELD_MANAGER
 
 USER_AGENT = "aidbox-operator"
+# Well below the default renew deadline (10 s): a request that hangs fails in time for the
+# elector to notice, and a write sent by a leader is answered or abandoned before the lease
+# could pass to another replica (lease duration - renew deadline = 5 s by default).
+DEFAULT_REQUEST_TIMEOUT = 5.0
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The elector's own requests: the Lease is how leadership is won, so it is never guarded.
+LEASE_VERB = "lease"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -78,15 +93,38 @@ class ApiError(Exception):
         return self.status == 409
 
 
+class NotLeaderError(Exception):
+    """A write refused before it was sent: this replica does not lead (or its lease may have
+    passed to another replica). Nothing was sent to the API server."""
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(f"not the leader: {method} {path} not sent")
+
+
+def _always_leading() -> bool:
+    return True
+
+
 class KubeClient:
     """Makes API requests and counts them by verb (for metrics and the zero-write checks)."""
 
-    def __init__(self, api_client: aio_client.ApiClient) -> None:
+    def __init__(
+        self,
+        api_client: aio_client.ApiClient,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        connector: aiohttp.BaseConnector | None = None,
+    ) -> None:
         self._api = api_client
-        self.requests: Counter[str] = Counter()
+        self._connector = connector
+        self.request_timeout = request_timeout
+        # Asked before every write; the leader elector installs its own (without election
+        # this replica always leads).
+        self.may_write: Callable[[], bool] = _always_leading
 
     async def close(self) -> None:
         await self._api.close()
+        if self._connector is not None:
+            await self._connector.close()
 
     async def request(
         self,
@@ -97,10 +135,25 @@ class KubeClient:
         body: Any = None,
         content_type: str | None = None,
         verb: str | None = None,
+        seconds: float | None = None,
     ) -> dict[str, Any]:
+        """One request, answered within `seconds` (default: the client's request timeout)
+        or TimeoutError. Writes raise NotLeaderError, unsent, when not leading."""
         verb = verb or method.lower()
-        self.requests[verb] += 1
+        if method in WRITE_METHODS and verb != LEASE_VERB and not self.may_write():
+            raise NotLeaderError(method, path)
         API_REQUESTS.labels(verb=verb).inc()
+        async with asyncio.timeout(seconds or self.request_timeout):
+            return await self._send(method, path, query, body, content_type)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None,
+        body: Any,
+        content_type: str | None,
+    ) -> dict[str, Any]:
         headers = {**self._api.default_headers, "Accept": "application/json"}
         headers["Content-Type"] = content_type or "application/json"
         # Token-based credentials (in-cluster, exec plugins) are refreshed here.
@@ -174,8 +227,16 @@ def _api_error(status: int, reason: str, raw: bytes) -> ApiError:
     return ApiError(status, reason, message)
 
 
-async def connect(kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
-    """In-cluster credentials when running in a pod, otherwise KUBECONFIG or ~/.kube/config."""
+async def connect(
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    identity: str = "",
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+) -> KubeClient:
+    """In-cluster credentials when running in a pod, otherwise KUBECONFIG or ~/.kube/config.
+
+    The user agent names the replica (`aidbox-operator/<identity>`), so the API server's audit
+    log tells which replica made each request."""
     configuration = aio_client.Configuration()
     if (
         kubeconfig is None
@@ -192,13 +253,32 @@ async def connect(kubeconfig: str | None = None, context: str | None = None) -> 
         )
     # Enough connections for every worker plus the Event posters, so none queues for one.
     configuration.connection_pool_maxsize = 64
+    session: dict[str, Any] = {}
     if not any(
         os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
     ):
         # Without proxy variables there is nothing to read from the environment, and aiohttp's
         # trust_env would look up ~/.netrc on a thread for every request (measured: requests
         # queued behind RSA key generation on the default executor during a burst).
-        configuration.client_session_kwargs = {"trust_env": False}
+        session["trust_env"] = False
     api = aio_client.ApiClient(configuration)
-    api.user_agent = USER_AGENT
-    return KubeClient(api)
+    connector = aiohttp.TCPConnector(
+        limit=configuration.connection_pool_maxsize,
+        ssl=api.rest_client.ssl_context,
+        socket_factory=_abortive_socket,
+    )
+    configuration.client_session_kwargs = {**session, "connector": connector}
+    api.user_agent = f"{USER_AGENT}/{identity}" if identity else USER_AGENT
+    return KubeClient(api, request_timeout, connector)
+
+
+def _abortive_socket(addr_info: Any) -> socket.socket:
+    """A socket whose close discards unsent data and resets the connection (SO_LINGER 0).
+
+    A request abandoned at its timeout must not reach the API server later: with a graceful
+    close the kernel would keep retransmitting it, and after a network partition heals a write
+    sent while this replica led could land after another replica took over."""
+    family, type_, proto, _, _ = addr_info
+    sock = socket.socket(family, type_, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return sock

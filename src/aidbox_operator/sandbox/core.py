@@ -809,6 +809,42 @@ class Sandbox:
                 return False
         return True
 
+    # -- fault injection: stop and start one control-plane process (same flags, same ports)
+    def stop_component(self, name: str) -> None:
+        """Stop etcd or kube-apiserver (SIGTERM, then SIGKILL after 5 s); start_component
+        brings it back as it was."""
+        if name not in ("etcd", "kube-apiserver"):
+            raise SandboxError(f"only etcd and kube-apiserver can be stopped alone, not {name}")
+        record = next((r for r in self._records() if r.get("name") == name), None)
+        if record is None or not self._is_ours(record):
+            raise SandboxError(f"{name} is not running")
+        argv = Path(f"/proc/{record['pid']}/cmdline").read_bytes().decode().split("\0")[:-1]
+        state = self._read_json(self._state_file)
+        state.setdefault("stopped", {})[name] = argv
+        self._state_file.write_text(json.dumps(state, indent=2))
+        self._terminate([record], grace=5.0)
+        self._reap()
+
+    def start_component(self, name: str, timeout: float = 90.0) -> None:
+        """Start a component stopped by stop_component and wait until it serves."""
+        state = self._read_json(self._state_file)
+        argv = state.get("stopped", {}).pop(name, None)
+        if not argv:
+            raise SandboxError(f"{name} was not stopped by stop_component")
+        self._spawn(name, Path(argv[0]).parent, argv[1:])
+        self._state_file.write_text(json.dumps(state, indent=2))
+        ports = state["ports"]
+
+        def serving() -> bool:
+            return _http_ok(ports["etcd"], "/health") if name == "etcd" else self._readyz()
+
+        self._wait(f"{name} serving again", serving, ports, timeout)
+
+    def restart_component(self, name: str, down_seconds: float = 0.0) -> None:
+        self.stop_component(name)
+        time.sleep(down_seconds)
+        self.start_component(name)
+
     # -- kubeconfigs for other identities
     def write_token_kubeconfig(self, path: Path, token: str) -> Path:
         """A kubeconfig with the sandbox's server and CA that authenticates with a bearer token."""
