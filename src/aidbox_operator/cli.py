@@ -90,11 +90,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.leader_elect:
         namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE") or "default"
         lease = f"{namespace}/{args.leader_election_name}"
-    options = handlers.RunOptions(
-        workers=args.workers, leader_lease=lease, lease_seconds=args.lease_seconds
-    )
     namespaces = args.namespace or []
     clusterwide = args.all_namespaces or not namespaces
+    options = handlers.RunOptions(
+        workers=args.workers,
+        leader_lease=lease,
+        lease_seconds=args.lease_seconds,
+        namespaces=() if clusterwide else tuple(namespaces),
+    )
     asyncio.run(
         kopf.operator(
             clusterwide=clusterwide,

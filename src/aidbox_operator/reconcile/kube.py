@@ -11,14 +11,16 @@ import contextlib
 import json
 import os
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
-from aidbox_operator.metrics import API_REQUESTS
+from aidbox_operator.metrics import API_RECEIVED_BYTES, API_REQUESTS
 from aidbox_operator.model.constants import FIELD_MANAGER
 
 USER_AGENT = "aidbox-operator"
@@ -84,8 +86,11 @@ class KubeClient:
     def __init__(self, api_client: aio_client.ApiClient) -> None:
         self._api = api_client
         self.requests: Counter[str] = Counter()
+        self._streams: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
+        if self._streams is not None:
+            await self._streams.close()
         await self._api.close()
 
     async def request(
@@ -97,11 +102,12 @@ class KubeClient:
         body: Any = None,
         content_type: str | None = None,
         verb: str | None = None,
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         verb = verb or method.lower()
         self.requests[verb] += 1
         API_REQUESTS.labels(verb=verb).inc()
-        headers = {**self._api.default_headers, "Accept": "application/json"}
+        headers = {**self._api.default_headers, "Accept": accept}
         headers["Content-Type"] = content_type or "application/json"
         # Token-based credentials (in-cluster, exec plugins) are refreshed here.
         await self._api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
@@ -110,6 +116,7 @@ class KubeClient:
             url += "?" + urlencode(query)
         response = await self._api.rest_client.request(method, url, headers=headers, body=body)
         raw = await response.read()
+        API_RECEIVED_BYTES.inc(len(raw))
         if response.status >= 400:
             raise _api_error(response.status, response.reason or "", raw)
         result: dict[str, Any] = json.loads(raw) if raw else {}
@@ -165,6 +172,59 @@ class KubeClient:
             content_type=MERGE_PATCH,
             verb="patch",
         )
+
+    # -- watch streams (reconcile/informer.py) -------------------------------------------------
+    async def watch(
+        self,
+        path: str,
+        query: dict[str, Any],
+        *,
+        accept: str = "application/json",
+        read_timeout: float = 120.0,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """One watch request: yields its events (`{"type": ..., "object": ...}`) as they come.
+
+        Watches hold their connection for minutes, one per kind and namespace, so they get a
+        connection pool of their own: they never take a connection a reconcile is waiting for.
+        """
+        self.requests["watch"] += 1
+        API_REQUESTS.labels(verb="watch").inc()
+        config = self._api.configuration
+        if self._streams is None:
+            extra = getattr(config, "client_session_kwargs", None) or {}
+            self._streams = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ssl=self._api.rest_client.ssl_context),
+                trust_env=bool(extra.get("trust_env", True)),
+            )
+        headers = {**self._api.default_headers, "Accept": accept}
+        await self._api.update_params_for_auth(headers, [], ["BearerToken"], path, "GET", None)
+        url = f"{config.host}{path}?{urlencode({**query, 'watch': 'true'})}"
+        # No total timeout: the server ends the watch (timeoutSeconds); a silent connection
+        # (bookmarks arrive about every minute) is dead after read_timeout.
+        timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_read=read_timeout)
+        async with self._streams.get(
+            url,
+            headers=headers,
+            timeout=timeout,
+            proxy=config.proxy or None,
+            server_hostname=config.tls_server_name or None,
+        ) as response:
+            if response.status >= 400:
+                raw = await response.read()
+                API_RECEIVED_BYTES.inc(len(raw))
+                raise _api_error(response.status, response.reason or "", raw)
+            pending = bytearray()
+            async for chunk in response.content.iter_any():
+                API_RECEIVED_BYTES.inc(len(chunk))
+                pending += chunk
+                # Events are newline-delimited JSON; a large one can span many chunks.
+                start = 0
+                while (end := pending.find(b"\n", start)) >= 0:
+                    line = bytes(pending[start:end])
+                    start = end + 1
+                    if line.strip():
+                        yield json.loads(line)
+                del pending[:start]
 
 
 def _api_error(status: int, reason: str, raw: bytes) -> ApiError:
