@@ -78,14 +78,14 @@ SURROUNDINGS_ROWS: list[tuple[str, str, str]] = [
     ("with.writes", "Restart writes, with", "0"),
     ("without.received_bytes", "Bytes received in the 30 s after a restart, without", ""),
     ("with.received_bytes", "Bytes received in the 30 s after a restart, with", ""),
-    ("without.rchar_bytes", "Bytes read by the process (rchar) in those 30 s, without", ""),
-    ("with.rchar_bytes", "Bytes read by the process (rchar) in those 30 s, with", ""),
+    ("without.tcp_received_bytes", "TCP bytes from the API server in those 30 s, without", ""),
+    ("with.tcp_received_bytes", "TCP bytes from the API server in those 30 s, with", ""),
     ("creation_window.seconds", "Creating the unrelated objects (s)", ""),
     ("creation_window.operator_cpu_s", "Operator CPU while they are created (s)", ""),
     ("creation_window.apiserver_cpu_s", "kube-apiserver CPU in the same window (s)", ""),
     ("creation_window.operator_vs_apiserver_cpu_pct", "Operator / kube-apiserver CPU (%)", "< 5"),
     ("creation_window.received_bytes", "Bytes received while they are created", ""),
-    ("creation_window.rchar_bytes", "Bytes read by the process (rchar) meanwhile", ""),
+    ("creation_window.tcp_received_bytes", "TCP bytes from the API server meanwhile", ""),
     ("creation_window.requests_by_verb", "Operator requests meanwhile", ""),
 ]
 

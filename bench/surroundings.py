@@ -10,8 +10,9 @@ Measured in one sandbox and one run, before and after the unrelated objects exis
 - operator and kube-apiserver CPU seconds while the unrelated objects are created (from the
   first create until the filler pods are Ready and the operator made no request for 3 s);
 - bytes received from the API server: the operator's client counter
-  (`aidbox_operator_api_received_bytes_total`, its own requests and watches) and the process's
-  `rchar` (every byte read from any socket or file, kopf's AidboxCluster watch included).
+  (`aidbox_operator_api_received_bytes_total`: response bodies of its own requests and
+  watches), and the TCP bytes received on all of the process's connections to the API server
+  (`ss`: TLS included, kopf's AidboxCluster watch included).
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ import argparse
 import base64
 import math
 import os
+import re
+import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import run as fleet
 from kube import Kube, Watcher
@@ -38,15 +42,29 @@ CONFIGMAP_BYTES = 50 * 1024
 RECEIVED = "aidbox_operator_api_received_bytes_total"
 
 
-def rchar(pid: int) -> int:
-    """Bytes the process read through read(2)/recv(2) so far (sockets included)."""
-    try:
-        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-            if line.startswith("rchar:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+def tcp_received(pid: int, port: int) -> dict[str, int]:
+    """TCP bytes received so far on each of the process's connections to the API server
+    (`ss`'s tcp_info), by local address: kopf's watch connections included."""
+    out = subprocess.run(
+        ["ss", "-tinpH", "state", "established", "dport", "=", f":{port}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    found: dict[str, int] = {}
+    local = ""
+    for line in out.splitlines():
+        if not line.startswith((" ", "\t")):
+            local = line.split()[2] if f"pid={pid}," in line else ""
+        elif local and (match := re.search(r"bytes_received:(\d+)", line)):
+            found[local] = int(match[1])
+    return found
+
+
+def received_since(before: dict[str, int], after: dict[str, int]) -> int:
+    """Bytes received between two `tcp_received` readings on the connections open at the
+    second one (a connection closed in between is not counted)."""
+    return sum(n - before.get(local, 0) for local, n in after.items())
 
 
 def helm_like_secret(i: int) -> dict[str, Any]:
@@ -111,7 +129,7 @@ class RssSampler(threading.Thread):
             time.sleep(0.1)
 
 
-def restart_figures(op: Operator, clusters: int, timeout: float) -> dict[str, Any]:
+def restart_figures(op: Operator, clusters: int, timeout: float, port: int) -> dict[str, Any]:
     """Restart; RSS 30 s after the spawn and the peak of those 30 s; time until in sync."""
     op.stop()
     t0 = time.monotonic()
@@ -134,7 +152,7 @@ def restart_figures(op: Operator, clusters: int, timeout: float) -> dict[str, An
         "rss_peak_mb": round(hwm_mb(op.pid), 1),
         "in_sync_s": None if in_sync is None else round(in_sync, 2),
         "received_bytes": int(op.metrics().get(RECEIVED, 0)),
-        "rchar_bytes": rchar(op.pid),
+        "tcp_received_bytes": received_since({}, tcp_received(op.pid, port)),
     }
     sampler.stopping = True
     sampler.join()
@@ -178,6 +196,7 @@ def bench_surroundings(args: argparse.Namespace) -> dict[str, Any]:
     fleet.log(f"surroundings: U={count} next to {clusters} clusters; {nodes} nodes")
     box.up(progress=lambda m: fleet.log(f"sandbox: {m}"))
     kube = Kube(box.kubeconfig)
+    port = urlparse(kube.host).port or 443
     op: Operator | None = None
     out: dict[str, Any] = {"unrelated_each": count, "clusters": clusters, "nodes": nodes}
     try:
@@ -199,12 +218,17 @@ def bench_surroundings(args: argparse.Namespace) -> dict[str, Any]:
         op.wait_quiet(5, 300)
 
         fleet.log("surroundings: restart without unrelated objects")
-        out["without"] = restart_figures(op, clusters, args.timeout)
+        out["without"] = restart_figures(op, clusters, args.timeout, port)
         out["without"]["rss_steady_mb"] = settle(op, args.settle_seconds)
 
         pids = fleet.sandbox_pids(box)
         apiserver = pids["kube-apiserver"]
-        before = (cpu_seconds(op.pid), cpu_seconds(apiserver), op.metrics(), rchar(op.pid))
+        before = (
+            cpu_seconds(op.pid),
+            cpu_seconds(apiserver),
+            op.metrics(),
+            tcp_received(op.pid, port),
+        )
         t0 = time.monotonic()
         create_unrelated(kube, count, args.threads, args.timeout)
         op.wait_quiet(3, 300)
@@ -213,7 +237,7 @@ def bench_surroundings(args: argparse.Namespace) -> dict[str, Any]:
             "operator_cpu_s": round(cpu_seconds(op.pid) - before[0], 2),
             "apiserver_cpu_s": round(cpu_seconds(apiserver) - before[1], 2),
             "received_bytes": int(op.metrics().get(RECEIVED, 0) - before[2].get(RECEIVED, 0)),
-            "rchar_bytes": rchar(op.pid) - before[3],
+            "tcp_received_bytes": received_since(before[3], tcp_received(op.pid, port)),
             "requests_by_verb": fleet.diff_counts(
                 op.requests_by_verb(), op.requests_by_verb(before[2])
             ),
@@ -226,7 +250,7 @@ def bench_surroundings(args: argparse.Namespace) -> dict[str, Any]:
         rss_with = settle(op, args.settle_seconds)
 
         fleet.log("surroundings: restart with unrelated objects")
-        out["with"] = restart_figures(op, clusters, args.timeout)
+        out["with"] = restart_figures(op, clusters, args.timeout, port)
         out["with"]["rss_steady_mb"] = rss_with
         out["with"]["rss_steady_after_restart_mb"] = settle(op, args.settle_seconds)
         for key in ("rss_steady_mb", "rss_30s_mb", "rss_peak_mb"):
