@@ -141,8 +141,7 @@ class Informer:
                 log.info("%s: resourceVersion too old; listing again", self.name)
                 version = ""
             except ApiError as err:
-                if err.status == 410:
-                    log.info("%s: resourceVersion too old; listing again", self.name)
+                if err.status == 410:  # an expired continue token of a paginated LIST
                     version = ""
                     continue
                 if err.status in (403, 404) and not version:
@@ -232,25 +231,35 @@ class Informer:
             # Spread reconnections of the many watches over time.
             "timeoutSeconds": str(self.watch_seconds + random.randrange(60)),
         }
-        async for event in self.client.watch(
-            self.kind.path(self.scope.namespace),
-            query,
-            accept=METADATA if self.metadata_only else "application/json",
-            read_timeout=READ_TIMEOUT,
-        ):
-            event_type = str(event.get("type"))
-            body = event.get("object") or {}
-            if event_type == "ERROR":
-                if body.get("code") == 410:
-                    raise Gone
-                raise ApiError(
-                    int(body.get("code") or 500),
-                    str(body.get("reason", "")),
-                    str(body.get("message", "")),
-                )
-            version = _resource_version(body) or version
-            if event_type != "BOOKMARK":
-                self._deliver(event_type, body)
+        try:
+            async for event in self.client.watch(
+                self.kind.path(self.scope.namespace),
+                query,
+                accept=METADATA if self.metadata_only else "application/json",
+                read_timeout=READ_TIMEOUT,
+            ):
+                version = self._on_watch_event(event, version)
+        except ApiError as err:
+            if err.status == 410:
+                raise Gone from err
+            raise
+        return version
+
+    def _on_watch_event(self, event: dict[str, Any], version: str) -> str:
+        """Deliver one event; the resourceVersion to resume from after it."""
+        event_type = str(event.get("type"))
+        body = event.get("object") or {}
+        if event_type == "ERROR":
+            if body.get("code") == 410:
+                raise Gone
+            raise ApiError(
+                int(body.get("code") or 500),
+                str(body.get("reason", "")),
+                str(body.get("message", "")),
+            )
+        version = _resource_version(body) or version
+        if event_type != "BOOKMARK":
+            self._deliver(event_type, body)
         return version
 
     def _deliver(self, event_type: str, body: dict[str, Any]) -> None:
