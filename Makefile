@@ -58,8 +58,8 @@ clean: down
 demo: $(BIN)/.installed
 	$(BIN)/python scripts/demo.py
 
-BENCH_ARGS ?= --sizes 100,1000 --idle-seconds 300
-## make bench: fleet benchmark on a private sandbox (~30 min); writes bench/results/
+BENCH_ARGS ?= --sizes 100,1000 --idle-seconds 300 --surroundings 5000
+## make bench: fleet + surroundings benchmarks on private sandboxes (~40 min); writes bench/results/
 bench: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -62,6 +62,58 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+# (path in results["surroundings"], label, target)
+SURROUNDINGS_ROWS: list[tuple[str, str, str]] = [
+    ("without.rss_steady_mb", "RSS at steady state, without (MB)", ""),
+    ("with.rss_steady_mb", "RSS at steady state, with (MB)", ""),
+    ("delta_rss_steady_mb", "Difference (MB)", "<= 10"),
+    ("without.rss_30s_mb", "RSS 30 s after a restart, without (MB)", ""),
+    ("with.rss_30s_mb", "RSS 30 s after a restart, with (MB)", ""),
+    ("delta_rss_30s_mb", "Difference (MB)", ""),
+    ("without.rss_peak_mb", "Peak RSS in the 30 s after a restart, without (MB)", ""),
+    ("with.rss_peak_mb", "Peak RSS in the 30 s after a restart, with (MB)", ""),
+    ("delta_rss_peak_mb", "Difference (MB)", "<= 10"),
+    ("without.in_sync_s", "Restart: all confirmed in sync, without (s)", ""),
+    ("with.in_sync_s", "Restart: all confirmed in sync, with (s)", ""),
+    ("with.writes", "Restart writes, with", "0"),
+    ("without.received_bytes", "Bytes received in the 30 s after a restart, without", ""),
+    ("with.received_bytes", "Bytes received in the 30 s after a restart, with", ""),
+    ("without.tcp_received_bytes", "TCP bytes from the API server in those 30 s, without", ""),
+    ("with.tcp_received_bytes", "TCP bytes from the API server in those 30 s, with", ""),
+    ("creation_window.seconds", "Creating the unrelated objects (s)", ""),
+    ("creation_window.operator_cpu_s", "Operator CPU while they are created (s)", ""),
+    ("creation_window.apiserver_cpu_s", "kube-apiserver CPU in the same window (s)", ""),
+    ("creation_window.operator_vs_apiserver_cpu_pct", "Operator / kube-apiserver CPU (%)", "< 5"),
+    ("creation_window.received_bytes", "Bytes received while they are created", ""),
+    ("creation_window.tcp_received_bytes", "TCP bytes from the API server meanwhile", ""),
+    ("creation_window.requests_by_verb", "Operator requests meanwhile", ""),
+]
+
+
+def _dig(data: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)  # type: ignore[assignment]
+    return data
+
+
+def surroundings_markdown(results: dict[str, Any]) -> str:
+    sur = results.get("surroundings")
+    if not sur:
+        return ""
+    lines = [
+        f"Surroundings: {sur['unrelated_each']} unrelated Secrets (~130 KB), ConfigMaps "
+        f"(~50 KB) and Pods next to {sur['clusters']} AidboxClusters, operator cluster-wide.",
+        "",
+        "| Metric | Value | Target |",
+        "|---|---|---|",
+    ]
+    for path, label, target in SURROUNDINGS_ROWS:
+        lines.append(f"| {label} | {_cell(_dig(sur, path))} | {target} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(results: dict[str, Any]) -> str:
     runs = results["runs"]
     head = "| Metric | " + " | ".join(f"N={run['n']}" for run in runs) + " | Target |"
@@ -78,7 +130,8 @@ def markdown(results: dict[str, Any]) -> str:
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         f"Command: `{results['command']}`; took {results.get('total_s', 0):.0f} s.",
     ]
-    return "\n".join(lines) + "\n"
+    extra = surroundings_markdown(results)
+    return "\n".join(lines) + "\n" + ("\n" + extra if extra else "")
 
 
 def plot(series: dict[int, dict[str, list[float]]], out: Path) -> bool:

@@ -625,6 +625,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-sandbox", action="store_true", help="leave the last one up")
     parser.add_argument("--no-profile", action="store_true", help="no py-spy on the largest N")
     parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument(
+        "--surroundings",
+        type=int,
+        default=0,
+        help="unrelated Secrets, ConfigMaps and Pods (each) for the surroundings scenario",
+    )
+    parser.add_argument("--surroundings-clusters", type=int, default=100)
+    parser.add_argument("--settle-seconds", type=float, default=30, help="before steady RSS")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -641,6 +649,18 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [],
     }
     series: dict[int, dict[str, list[float]]] = {}
+    latest = args.out / "latest.json"
+    if not sizes and latest.exists():
+        # Only the surroundings scenario: keep the fleet figures of the last full run.
+        previous = json.loads(latest.read_text())
+        results["runs"] = previous.get("runs", [])
+        results["fleet_from"] = {k: previous.get(k) for k in ("started", "command", "versions")}
+    if args.surroundings:
+        from surroundings import bench_surroundings
+
+        sub = argparse.Namespace(**{**vars(args), "keep_sandbox": args.keep_sandbox and not sizes})
+        results["surroundings"] = bench_surroundings(sub)
+        latest.write_text(json.dumps(results, indent=2) + "\n")
     for i, n in enumerate(sizes):
         keep = args.keep_sandbox and i == len(sizes) - 1
         sub = argparse.Namespace(**{**vars(args), "keep_sandbox": keep})
@@ -648,9 +668,12 @@ def main(argv: list[str] | None = None) -> int:
         results["runs"].append(run)
         results["total_s"] = round(time.monotonic() - started, 1)
         (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    results["total_s"] = round(time.monotonic() - started, 1)
+    latest.write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (args.out / "latest.md").write_text(table)
-    plot(series, args.out / "ready.png")
+    if series:
+        plot(series, args.out / "ready.png")
     print(table)
     return 0
 

@@ -93,8 +93,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         namespace = args.leader_election_namespace or operator_namespace()
         lease = f"{namespace}/{args.leader_election_name}"
     timing = election_timing(args)
+    namespaces = args.namespace or []
+    clusterwide = args.all_namespaces or not namespaces
     options = handlers.RunOptions(
         workers=args.workers,
+        namespaces=() if clusterwide else tuple(namespaces),
         leader_lease=lease,
         election=timing,
         # A hung request fails in time for a retry within the renew deadline, and a write sent
@@ -105,8 +108,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
             timing.lease_duration - timing.renew_deadline,
         ),
     )
-    namespaces = args.namespace or []
-    clusterwide = args.all_namespaces or not namespaces
     asyncio.run(
         kopf.operator(
             clusterwide=clusterwide,

@@ -1,8 +1,10 @@
-"""kopf wiring only: which watch events feed which Controller method.
+"""kopf wiring only: the AidboxCluster watch, startup/cleanup and liveness.
 
-Every handler is a raw event handler (`@kopf.on.event`): kopf stores no progress, writes no
-annotations and adds no finalizers, so the operator's only writes are its own. The Controller
-de-duplicates events into a work queue and reconciles level-triggered.
+The AidboxCluster handler is a raw event handler (`@kopf.on.event`): kopf stores no progress,
+writes no annotations and adds no finalizers, so the operator's only writes are its own. The
+children, pods, ConfigMaps and Secrets come through the operator's own informers
+(reconcile/feeds.py), which let the API server filter them. The Controller de-duplicates events
+into a work queue and reconciles level-triggered.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from typing import Any, cast
 import kopf
 
 from aidbox_operator.model import API_GROUP, API_VERSION, PLURAL
-from aidbox_operator.model.constants import MANAGED_BY, MANAGED_BY_LABEL
 from aidbox_operator.reconcile import Controller, connect
+from aidbox_operator.reconcile.feeds import Informers
 from aidbox_operator.reconcile.kube import DEFAULT_REQUEST_TIMEOUT
 from aidbox_operator.reconcile.leader import ElectionTiming, LeaderElector
-
-OWNED = {MANAGED_BY_LABEL: MANAGED_BY}
 
 
 def _body(event: kopf.RawEvent) -> dict[str, Any]:
@@ -40,6 +40,8 @@ class RunOptions:
     """What `aidbox-operator run` was asked for; handed to the handlers through kopf's memo."""
 
     workers: int = 32
+    # `--namespace` values as given (names or kopf-style globs); empty: all namespaces.
+    namespaces: tuple[str, ...] = ()
     # "namespace/name" of the Lease to elect a leader with; empty runs without election.
     leader_lease: str = ""
     election: ElectionTiming = field(default_factory=ElectionTiming)
@@ -58,11 +60,20 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.posting.enabled = False
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
+    if options.namespaces and not any(set("*?[!,") & set(ns) for ns in options.namespaces):
+        # Exact namespace names: nothing to discover, so no cluster-wide Namespace list/watch
+        # (which single-namespace RBAC forbids: kopf would retry it with 403s).
+        settings.scanning.disabled = True
     # "Handler succeeded" for every watch event is noise at INFO.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     client = await connect(identity=options.identity, request_timeout=options.request_timeout)
     controller = Controller(client, workers=options.workers)
     memo["controller"] = controller
+    # -- informers (children, pods, ConfigMap/Secret metadata): before the workers start ------
+    informers = Informers(controller, options.namespaces)
+    informers.start()
+    memo["informers"] = informers
+    # -- end informers -----------------------------------------------------------------------
     if options.leader_lease:
         namespace, name = options.leader_lease.split("/", 1)
         controller.pause()  # standby until elected; watches keep the cache warm meanwhile
@@ -90,6 +101,11 @@ async def stop(memo: Any, **_: Any) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await elector  # releases the lease
     controller = _controller(memo)
+    # -- informers ---------------------------------------------------------------------------
+    informers: Informers | None = memo.get("informers")
+    if informers is not None:
+        await informers.stop()
+    # -- end informers -----------------------------------------------------------------------
     await controller.stop()
     await controller.client.close()
 
@@ -97,28 +113,3 @@ async def stop(memo: Any, **_: Any) -> None:
 @kopf.on.event(API_GROUP, API_VERSION, PLURAL)
 async def cluster_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _controller(memo).observe_cluster(event.get("type"), _body(event))
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
-@kopf.on.event("", "v1", "services", labels=OWNED)
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=OWNED)
-@kopf.on.event("monitoring.coreos.com", "v1", "servicemonitors", labels=OWNED)
-async def child_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    _controller(memo).observe_child(event.get("type"), _body(event))
-
-
-@kopf.on.event("", "v1", "pods", labels=OWNED)
-async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    _controller(memo).observe_pod(event.get("type"), _body(event))
-
-
-# Every ConfigMap and Secret is summarized (a digest and key names, never contents), so that
-# reconciles, and restarts above all, find referenced ones in the cache instead of asking.
-@kopf.on.event("", "v1", "configmaps")
-async def configmap_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    _controller(memo).observe_config("ConfigMap", event.get("type"), _body(event))
-
-
-@kopf.on.event("", "v1", "secrets")
-async def secret_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    _controller(memo).observe_config("Secret", event.get("type"), _body(event))

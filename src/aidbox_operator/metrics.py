@@ -23,6 +23,12 @@ RECONCILE_SECONDS = Histogram(
 API_REQUESTS = Counter(
     "aidbox_operator_api_requests", "Kubernetes API requests by verb.", ["verb"], registry=REGISTRY
 )
+API_RECEIVED_BYTES = Counter(
+    "aidbox_operator_api_received_bytes",
+    "Response bytes received from the Kubernetes API by the operator's client (requests and "
+    "watch streams; not kopf's own AidboxCluster watch).",
+    registry=REGISTRY,
+)
 CLUSTERS = Gauge(
     "aidbox_operator_clusters", "Managed AidboxClusters by phase.", ["phase"], registry=REGISTRY
 )

@@ -237,7 +237,15 @@ class Harness:
         if kind == "AidboxCluster":
             self.controller.observe_cluster(event, body)
         elif kind in ("ConfigMap", "Secret"):
-            self.controller.observe_config(kind, event, body)
+            # As the config feed does: summaries of referenced objects, read in full.
+            meta = body["metadata"]
+            ref = (kind, meta["namespace"], meta["name"])
+            store = self.controller.store
+            if store.is_referenced(*ref) and store.put_config(
+                *ref, None if event == "DELETED" else body
+            ):
+                for cluster in sorted(store.references.get(ref, ())):
+                    self.controller.queue.add(cluster)
         elif kind == "Pod" and owned:
             self.controller.observe_pod(event, body)
         elif kind in ("Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor") and owned:

@@ -40,6 +40,10 @@ class Controller:
         # Workers take work only while this replica leads (always, without leader election).
         self.leading = asyncio.Event()
         self.leading.set()
+        # ... and only once the informers' caches are complete (reconcile/feeds.py clears it
+        # until then); without informers there is nothing to wait for.
+        self.caches_synced = asyncio.Event()
+        self.caches_synced.set()
         QUEUE_DEPTH.set_function(lambda: self.queue.depth)
 
     # -- watch events ------------------------------------------------------------------------
@@ -79,14 +83,6 @@ class Controller:
         if self.store.has_cluster(owner):
             self.queue.add(owner)
 
-    def observe_config(self, kind: str, event_type: str | None, body: dict[str, Any]) -> None:
-        meta = body["metadata"]
-        ref = (kind, meta["namespace"], meta["name"])
-        changed = self.store.put_config(*ref, None if event_type == DELETED else body)
-        if changed:
-            for cluster in sorted(self.store.references.get(ref, ())):
-                self.queue.add(cluster)
-
     # -- workers ---------------------------------------------------------------------------
     def start(self) -> None:
         self._tasks = [
@@ -113,6 +109,7 @@ class Controller:
 
     async def _work(self) -> None:
         while True:
+            await self.caches_synced.wait()
             await self.leading.wait()
             key = await self.queue.get()
             if not self.leading.is_set():

@@ -17,7 +17,7 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -26,7 +26,7 @@ import aiohttp
 from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
-from aidbox_operator.metrics import API_REQUESTS
+from aidbox_operator.metrics import API_RECEIVED_BYTES, API_REQUESTS
 from aidbox_operator.model.constants import FIELD_MANAGER
 
 USER_AGENT = "aidbox-operator"
@@ -120,8 +120,11 @@ class KubeClient:
         # Asked before every write; the leader elector installs its own (without election
         # this replica always leads).
         self.may_write: Callable[[], bool] = _always_leading
+        self._streams: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
+        if self._streams is not None:
+            await self._streams.close()
         await self._api.close()
         if self._connector is not None:
             await self._connector.close()
@@ -136,6 +139,7 @@ class KubeClient:
         content_type: str | None = None,
         verb: str | None = None,
         seconds: float | None = None,
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         """One request, answered within `seconds` (default: the client's request timeout)
         or TimeoutError. Writes raise NotLeaderError, unsent, when not leading."""
@@ -144,7 +148,7 @@ class KubeClient:
             raise NotLeaderError(method, path)
         API_REQUESTS.labels(verb=verb).inc()
         async with asyncio.timeout(seconds or self.request_timeout):
-            return await self._send(method, path, query, body, content_type)
+            return await self._send(method, path, query, body, content_type, accept)
 
     async def _send(
         self,
@@ -153,8 +157,9 @@ class KubeClient:
         query: dict[str, Any] | None,
         body: Any,
         content_type: str | None,
+        accept: str,
     ) -> dict[str, Any]:
-        headers = {**self._api.default_headers, "Accept": "application/json"}
+        headers = {**self._api.default_headers, "Accept": accept}
         headers["Content-Type"] = content_type or "application/json"
         # Token-based credentials (in-cluster, exec plugins) are refreshed here.
         await self._api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
@@ -163,6 +168,7 @@ class KubeClient:
             url += "?" + urlencode(query)
         response = await self._api.rest_client.request(method, url, headers=headers, body=body)
         raw = await response.read()
+        API_RECEIVED_BYTES.inc(len(raw))
         if response.status >= 400:
             raise _api_error(response.status, response.reason or "", raw)
         result: dict[str, Any] = json.loads(raw) if raw else {}
@@ -218,6 +224,58 @@ class KubeClient:
             content_type=MERGE_PATCH,
             verb="patch",
         )
+
+    # -- watch streams (reconcile/informer.py) -------------------------------------------------
+    async def watch(
+        self,
+        path: str,
+        query: dict[str, Any],
+        *,
+        accept: str = "application/json",
+        read_timeout: float = 120.0,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """One watch request: yields its events (`{"type": ..., "object": ...}`) as they come.
+
+        Watches hold their connection for minutes, one per kind and namespace, so they get a
+        connection pool of their own: they never take a connection a reconcile is waiting for.
+        """
+        API_REQUESTS.labels(verb="watch").inc()
+        config = self._api.configuration
+        if self._streams is None:
+            extra = getattr(config, "client_session_kwargs", None) or {}
+            self._streams = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ssl=self._api.rest_client.ssl_context),
+                trust_env=bool(extra.get("trust_env", True)),
+            )
+        headers = {**self._api.default_headers, "Accept": accept}
+        await self._api.update_params_for_auth(headers, [], ["BearerToken"], path, "GET", None)
+        url = f"{config.host}{path}?{urlencode({**query, 'watch': 'true'})}"
+        # No total timeout: the server ends the watch (timeoutSeconds); a silent connection
+        # (bookmarks arrive about every minute) is dead after read_timeout.
+        timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_read=read_timeout)
+        async with self._streams.get(
+            url,
+            headers=headers,
+            timeout=timeout,
+            proxy=config.proxy or None,
+            server_hostname=config.tls_server_name or None,
+        ) as response:
+            if response.status >= 400:
+                raw = await response.read()
+                API_RECEIVED_BYTES.inc(len(raw))
+                raise _api_error(response.status, response.reason or "", raw)
+            pending = bytearray()
+            async for chunk in response.content.iter_any():
+                API_RECEIVED_BYTES.inc(len(chunk))
+                pending += chunk
+                # Events are newline-delimited JSON; a large one can span many chunks.
+                start = 0
+                while (end := pending.find(b"\n", start)) >= 0:
+                    line = bytes(pending[start:end])
+                    start = end + 1
+                    if line.strip():
+                        yield json.loads(line)
+                del pending[:start]
 
 
 def _api_error(status: int, reason: str, raw: bytes) -> ApiError:

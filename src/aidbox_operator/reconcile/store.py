@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aidbox_operator.model.constants import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
@@ -29,11 +29,13 @@ class ConfigSummary:
     keys: frozenset[str] = frozenset()
     # uids in its ownerReferences: the generated keys Secret must be this cluster's own.
     owner_uids: frozenset[str] = frozenset()
+    # Of the object read (or of its deletion): orders reads racing with watch events.
+    resource_version: int = field(default=-1, compare=False)
 
 
-def summarize_config(body: dict[str, Any] | None) -> ConfigSummary:
+def summarize_config(body: dict[str, Any] | None, resource_version: int = -1) -> ConfigSummary:
     if body is None:
-        return ConfigSummary(exists=False)
+        return ConfigSummary(exists=False, resource_version=resource_version)
     data = {**(body.get("data") or {}), **(body.get("binaryData") or {})}
     refs = (body.get("metadata") or {}).get("ownerReferences") or []
     return ConfigSummary(
@@ -41,6 +43,7 @@ def summarize_config(body: dict[str, Any] | None) -> ConfigSummary:
         digest=stable_hash(data),
         keys=frozenset(data),
         owner_uids=frozenset(str(r.get("uid")) for r in refs),
+        resource_version=_resource_version(body),
     )
 
 
@@ -146,6 +149,9 @@ class ObjectStore:
     def has_child(self, kind: str, namespace: str, name: str) -> bool:
         return (kind, namespace, name) in self._children
 
+    def child_keys(self, kind: str) -> list[ChildKey]:
+        return [key for key in self._children if key[0] == kind]
+
     # -- pods ----------------------------------------------------------------------------
     def put_pod(self, owner: Key, body: dict[str, Any]) -> None:
         summary = summarize_pod(body)
@@ -167,15 +173,34 @@ class ObjectStore:
         else:
             self._refs_of.pop(cluster, None)
 
-    def put_config(self, kind: str, namespace: str, name: str, body: dict[str, Any] | None) -> bool:
-        """Record a ConfigMap/Secret (None: it does not exist); True when it changed for a
-        cluster that references it."""
+    def is_referenced(self, kind: str, namespace: str, name: str) -> bool:
+        return (kind, namespace, name) in self.references
+
+    def put_config(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        body: dict[str, Any] | None,
+        deleted_at: int = -1,
+    ) -> bool:
+        """Record a ConfigMap/Secret (None: it does not exist, as of resourceVersion
+        `deleted_at` when known); True when it changed for a cluster that references it."""
         key = (kind, namespace, name)
-        summary = summarize_config(body)
+        summary = summarize_config(body, deleted_at)
         referenced = key in self.references
         if body is None and not referenced:
             self.configs.pop(key, None)  # forget deleted objects nobody points at
             return False
-        changed = self.configs.get(key) != summary
+        old = self.configs.get(key)
+        version = summary.resource_version
+        if (
+            old is not None
+            and -1 < version <= old.resource_version
+            and (body is None or version < old.resource_version)
+        ):
+            # Older than what is recorded: a read answered before a newer watch event.
+            return False
+        changed = old != summary
         self.configs[key] = summary
         return changed and referenced
