@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from fleet import FIGURES_FILE, Fleet
 
+_RAN: list[bool] = []  # set once this session started the fault sandbox
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
@@ -26,6 +28,7 @@ def fault_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from aidbox_operator.sandbox import Sandbox, SandboxError
 
     FIGURES_FILE.unlink(missing_ok=True)
+    _RAN.append(True)
     # AIDBOX_FAULTS_SANDBOX_DIR keeps one between runs (while working on the suite).
     kept = os.environ.get("AIDBOX_FAULTS_SANDBOX_DIR")
     state = Path(kept) if kept else tmp_path_factory.mktemp("fault-sandbox")
@@ -84,8 +87,8 @@ def fleet(
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not FIGURES_FILE.exists():
-        return
+    if not FIGURES_FILE.exists() or not _RAN:
+        return  # no scenario ran in this session: the file is an older session's
     rows = [json.loads(line) for line in FIGURES_FILE.read_text().splitlines() if line]
     terminalreporter.section("fault-injection figures")
     for row in rows:
