@@ -6,10 +6,10 @@ PYTEST_ARGS ?=
 
 .PHONY: run test lint unit integration e2e faults generate down clean bench demo
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./sandbox
 	touch $@
 
 ## make run: the operator on the local sandbox with examples/ha.yaml applied
@@ -21,8 +21,8 @@ test: lint
 	$(BIN)/pytest -ra $(PYTEST_ARGS) tests
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src sandbox/src tests
+	$(BIN)/ruff format --check src sandbox/src tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/aidbox-operator crd --check crds/aidboxcluster.yaml

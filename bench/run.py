@@ -37,7 +37,7 @@ from report import markdown, percentile, plot, r  # noqa: E402
 
 from aidbox_operator.model import AidboxCluster  # noqa: E402
 from aidbox_operator.render import render_cluster  # noqa: E402
-from aidbox_operator.sandbox import (  # noqa: E402
+from aidbox_sandbox import (  # noqa: E402
     ETCD_VERSION,
     KUBERNETES_VERSION,
     KWOK_VERSION,

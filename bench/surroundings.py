@@ -34,7 +34,7 @@ import run as fleet
 from kube import Kube, Watcher
 from procs import Operator, cpu_seconds, hwm_mb, rss_mb, writes
 
-from aidbox_operator.sandbox import Sandbox
+from aidbox_sandbox import Sandbox
 
 NAMESPACE = "surroundings"
 # Helm stores a release as base64(base64(gzip(json))) in data.release: ~130 KB in the Secret.

@@ -156,7 +156,7 @@ def main() -> int:
 
     kubectl, kubeconfig = args.kubectl, args.kubeconfig
     if kubeconfig is None:
-        from aidbox_operator.sandbox import Sandbox
+        from aidbox_sandbox import Sandbox
 
         sandbox = Sandbox()
         sandbox.up()

@@ -1,6 +1,6 @@
 """Shared fixtures: a real API server for integration and e2e tests.
 
-By default the session starts the local sandbox (aidbox_operator.sandbox) and stops it at
+By default the session starts the local sandbox (aidbox_sandbox) and stops it at
 the end unless it was already running. With AIDBOX_TEST_USE_EXISTING_CLUSTER=1 the cluster in
 $KUBECONFIG is used instead. A test that needs a cluster fails (never skips) when there is none.
 """
@@ -37,7 +37,7 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Any]:
     if USE_EXISTING:
         yield None
         return
-    from aidbox_operator.sandbox import Sandbox, SandboxError
+    from aidbox_sandbox import Sandbox, SandboxError
 
     box = Sandbox()
     capman = request.config.pluginmanager.getplugin("capturemanager")

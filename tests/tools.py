@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aidbox_operator.sandbox import build
+from aidbox_sandbox import build
 
 REPO = Path(__file__).resolve().parents[1]
 KSTATUS_SOURCE = REPO / "tools" / "kstatus"

@@ -95,15 +95,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     timing = election_timing(args)
     namespaces = args.namespace or []
     clusterwide = args.all_namespaces or not namespaces
+    # Defaults live in one place each (RunOptions, ElectionTiming, the client's timeout);
+    # flags only override them.
+    given = {"workers": args.workers} if args.workers else {}
     options = handlers.RunOptions(
-        workers=args.workers,
+        **given,
         namespaces=() if clusterwide else tuple(namespaces),
         leader_lease=lease,
         election=timing,
         # A hung request fails in time for a retry within the renew deadline, and a write sent
         # just before the deadline is answered or abandoned before the lease can expire.
         request_timeout=min(
-            args.request_timeout,
+            args.request_timeout or handlers.RunOptions().request_timeout,
             timing.renew_deadline / 2,
             timing.lease_duration - timing.renew_deadline,
         ),
@@ -123,10 +126,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def election_timing(args: argparse.Namespace) -> Any:
     from aidbox_operator.reconcile.leader import ElectionTiming
 
-    scaled = ElectionTiming.for_lease(args.lease_duration)
+    lease = args.lease_duration or ElectionTiming().lease_duration
+    scaled = ElectionTiming.for_lease(lease)
     try:
         return ElectionTiming(
-            args.lease_duration,
+            lease,
             args.renew_deadline if args.renew_deadline is not None else scaled.renew_deadline,
             args.retry_period if args.retry_period is not None else scaled.retry_period,
         )
@@ -174,7 +178,16 @@ def _cmd_reference(args: argparse.Namespace) -> int:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from aidbox_operator.sandbox import Sandbox, SandboxError
+    try:
+        from aidbox_sandbox import Sandbox, SandboxError
+    except ImportError:
+        print(
+            "sandbox: the local cluster is development tooling, not part of the operator's "
+            "package: install it from a checkout with `pip install -e ./sandbox` (make run and "
+            "make test do)",
+            file=sys.stderr,
+        )
+        return 1
 
     sandbox = Sandbox()
     try:
@@ -222,7 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers",
         type=int,
-        default=32,
         help="concurrent reconciles (default 32; each is a coroutine, not a thread)",
     )
     run.add_argument("--log-format", choices=("text", "json"), default="text")
@@ -255,7 +267,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--lease-duration",
         "--lease-seconds",
         type=float,
-        default=15.0,
         help="a standby takes over this long after the leader stops renewing (default 15)",
     )
     run.add_argument(
@@ -273,7 +284,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--request-timeout",
         type=float,
-        default=5.0,
         help="total time allowed for one API request, watches excepted (default 5; capped at "
         "half the renew deadline and at lease duration - renew deadline)",
     )

@@ -21,6 +21,7 @@ import kopf
 
 from aidbox_operator.model import API_GROUP, API_VERSION, PLURAL
 from aidbox_operator.reconcile import Controller, connect
+from aidbox_operator.reconcile.controller import DEFAULT_WORKERS
 from aidbox_operator.reconcile.feeds import Informers
 from aidbox_operator.reconcile.kube import DEFAULT_REQUEST_TIMEOUT
 from aidbox_operator.reconcile.leader import ElectionTiming, LeaderElector
@@ -39,7 +40,7 @@ def _controller(memo: Any) -> Controller:
 class RunOptions:
     """What `aidbox-operator run` was asked for; handed to the handlers through kopf's memo."""
 
-    workers: int = 32
+    workers: int = DEFAULT_WORKERS
     # `--namespace` values as given (names or kopf-style globs); empty: all namespaces.
     namespaces: tuple[str, ...] = ()
     # "namespace/name" of the Lease to elect a leader with; empty runs without election.

@@ -51,7 +51,6 @@ QUEUE_DEPTH = Gauge(
     "Clusters waiting for or in a reconcile pass (0: everything is in sync).",
     registry=REGISTRY,
 )
-WRITE_VERBS = frozenset({"apply", "create", "patch", "update", "delete"})
 
 
 class PhaseTracker:

@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def fault_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from aidbox_operator.sandbox import Sandbox, SandboxError
+    from aidbox_sandbox import Sandbox, SandboxError
 
     FIGURES_FILE.unlink(missing_ok=True)
     _RAN.append(True)

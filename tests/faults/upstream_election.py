@@ -27,7 +27,7 @@ from kubernetes.aio.leaderelection.resourcelock.leaselock import LeaseLock
 sys.path.insert(0, str(Path(__file__).parent))
 from proxy import BLACKHOLE, RESET, FaultProxy
 
-from aidbox_operator.sandbox import Sandbox
+from aidbox_sandbox import Sandbox
 
 LEASE, RENEW, RETRY = 15, 10, 2
 

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from aidbox_operator.sandbox import NOT_READY_LABEL, ZONE_LABEL
+from aidbox_sandbox import NOT_READY_LABEL, ZONE_LABEL
 from helpers import wait_for
 
 IMAGE = "registry.invalid/sandbox-test:1"  # never pulled: kwok plays the kubelet

@@ -20,8 +20,8 @@ def real_nodes(sandbox: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
             "unset AIDBOX_TEST_USE_EXISTING_CLUSTER",
             pytrace=False,
         )
-    from aidbox_operator.sandbox import SandboxError
-    from aidbox_operator.sandbox.realnode import RealNodes
+    from aidbox_sandbox import SandboxError
+    from aidbox_sandbox.realnode import RealNodes
 
     capman = request.config.pluginmanager.getplugin("capturemanager")
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from kubernetes import client
 
-from aidbox_operator.sandbox.images import standin_image
-from aidbox_operator.sandbox.nodeconfig import REAL_NODE_LABEL
+from aidbox_sandbox.images import standin_image
+from aidbox_sandbox.nodeconfig import REAL_NODE_LABEL
 from helpers import wait_for
 
 OLD, NEW = "2510.1", "2510.2"

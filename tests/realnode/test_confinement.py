@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from aidbox_operator.sandbox.nodeconfig import CLUSTER_DNS
+from aidbox_sandbox.nodeconfig import CLUSTER_DNS
 
 
 def _route(holder: int, address: str) -> str:

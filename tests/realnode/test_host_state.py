@@ -13,8 +13,8 @@ from typing import Any
 
 from hoststate import differences, snapshot
 
-from aidbox_operator.sandbox import nodehost
-from aidbox_operator.sandbox.nodeconfig import identity
+from aidbox_sandbox import nodehost
+from aidbox_sandbox.nodeconfig import identity
 from helpers import wait_for
 
 
@@ -67,8 +67,8 @@ def test_real_nodes_leave_host_state_as_found(real_nodes: Any) -> None:
     state_dir = real_nodes.sandbox.state_dir
     code = (
         "from pathlib import Path\n"
-        "from aidbox_operator.sandbox import Sandbox\n"
-        "from aidbox_operator.sandbox.realnode import RealNodes\n"
+        "from aidbox_sandbox import Sandbox\n"
+        "from aidbox_sandbox.realnode import RealNodes\n"
         f"RealNodes(Sandbox(Path({str(state_dir)!r}))).up(2)\n"
     )
     starter = subprocess.Popen([sys.executable, "-c", code])

@@ -1,5 +1,5 @@
 """The operator's own install, for real: its image built from the Dockerfile (buildah, no Docker
-engine; see aidbox_operator.sandbox.operatorimage for the base-image stand-in), loaded into the
+engine; see aidbox_sandbox.operatorimage for the base-image stand-in), loaded into the
 real nodes' containerd, and deploy/overlays/single-namespace applied as it is, apart from
 scheduling onto the real nodes and unique names (so it cannot touch the session operator's
 RBAC). The operator then runs as pods (read-only root filesystem, uid 65532, its
@@ -16,8 +16,8 @@ import pytest
 from kubernetes import client
 from standin import pods, standin_spec
 
-from aidbox_operator.sandbox.nodeconfig import REAL_NODE_LABEL
-from aidbox_operator.sandbox.operatorimage import build_operator_image
+from aidbox_sandbox.nodeconfig import REAL_NODE_LABEL
+from aidbox_sandbox.operatorimage import build_operator_image
 from helpers import wait_for
 from kube_helpers import REPO, apply, create_cluster, get_cluster, make_config
 from rbac import kustomize

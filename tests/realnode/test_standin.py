@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from aidbox_operator.sandbox import images
+from aidbox_sandbox import images
 from helpers import wait_for
 from operator_process import free_port
 

@@ -17,7 +17,7 @@ from kubernetes import client
 from standin import NEW, evict_all_from, pods, standin_spec, wait_settled
 from traffic import Traffic, get_json
 
-from aidbox_operator.sandbox.images import standin_image
+from aidbox_sandbox.images import standin_image
 from helpers import wait_for
 from kube_helpers import create_cluster, make_config, patch_spec
 

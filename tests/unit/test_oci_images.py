@@ -8,7 +8,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from aidbox_operator.sandbox.images import ImageSpec, _layer, write_oci_archive
+from aidbox_sandbox.images import ImageSpec, _layer, write_oci_archive
 
 
 def test_archive_is_a_valid_oci_layout_with_one_manifest_per_tag(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aidbox_operator.sandbox import nodehost
-from aidbox_operator.sandbox.nodeconfig import (
+from aidbox_sandbox import nodehost
+from aidbox_sandbox.nodeconfig import (
     REAL_NODE_TAINT,
     cni_conflist,
     containerd_toml,

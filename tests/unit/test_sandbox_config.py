@@ -10,8 +10,8 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from aidbox_operator import sandbox
-from aidbox_operator.sandbox import build, core, pki
+import aidbox_sandbox as sandbox
+from aidbox_sandbox import build, core, pki
 
 
 def test_versions() -> None:

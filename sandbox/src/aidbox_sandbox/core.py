@@ -115,7 +115,7 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 def stage_documents() -> list[dict[str, Any]]:
     """The kwok Stage objects shipped in sandbox/stages/*.yaml."""
-    folder = resources.files("aidbox_operator.sandbox").joinpath("stages")
+    folder = resources.files("aidbox_sandbox").joinpath("stages")
     docs: list[dict[str, Any]] = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
@@ -294,9 +294,6 @@ class Sandbox:
         if shm.is_dir() and os.access(shm, os.W_OK):
             return shm / f"aidbox-sandbox-{digest}"
         return self.state_dir / "etcd-data"
-
-    def ensure_binaries(self, progress: Progress = print) -> Path:
-        return build.ensure_binaries(progress)
 
     # -- recorded state
     def _read_json(self, path: Path) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def bin_dir() -> Path:
 
 
 def _module_files(name: str) -> dict[str, bytes]:
-    folder = resources.files("aidbox_operator.sandbox").joinpath("gomod", name)
+    folder = resources.files("aidbox_sandbox").joinpath("gomod", name)
     out: dict[str, bytes] = {}
     for entry in folder.iterdir():
         if entry.name in ("go.mod", "go.sum") or entry.name.endswith(".go"):
@@ -283,13 +283,6 @@ def _build_target(target: _Target, go: Path, out: Path, progress: Progress) -> N
     shutil.rmtree(tmp, ignore_errors=True)
     marker.write_text(stamp)
     progress(f"built {', '.join(target.binaries)} in {time.monotonic() - started:.0f}s")
-
-
-def binaries_present() -> bool:
-    out = bin_dir()
-    return all((out / b).is_file() for t in TARGETS for b in t.binaries) and all(
-        (out / f".{t.name}.stamp").exists() for t in TARGETS
-    )
 
 
 def ensure_binaries(progress: Progress = print) -> Path:

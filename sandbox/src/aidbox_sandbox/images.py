@@ -36,7 +36,7 @@ def standin_image(tag: str) -> str:
 
 
 def _sources() -> dict[str, bytes]:
-    root = resources.files("aidbox_operator.sandbox").joinpath("standin")
+    root = resources.files("aidbox_sandbox").joinpath("standin")
     files = {"go.mod": root.joinpath("go.mod").read_bytes()}
     for package in ("aidbox", "pause"):
         files[f"{package}/main.go"] = root.joinpath(package, "main.go").read_bytes()

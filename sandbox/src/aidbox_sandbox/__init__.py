@@ -3,7 +3,7 @@ kube-controller-manager and kube-scheduler built from pinned source modules, wit
 simulating nodes and kubelets. Everything listens on 127.0.0.1 only. See docs/sandbox.md.
 """
 
-from .build import ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION, ensure_binaries
+from .build import ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION
 from .core import (
     NOT_READY_LABEL,
     ZONE_LABEL,
@@ -26,5 +26,4 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "SandboxStatus",
-    "ensure_binaries",
 ]
