@@ -18,7 +18,7 @@ import pytest
 from aidbox_operator.reconcile.kube import KubeClient, NotLeaderError, ResourceKind
 from aidbox_operator.reconcile.leader import ElectionTiming, LeaderElector
 
-TIMING = ElectionTiming(lease_duration=1.5, renew_deadline=1.0, retry_period=0.1)
+TIMING = ElectionTiming(lease_duration=0.75, renew_deadline=0.5, retry_period=0.05)
 
 
 class MemoryLeases:
