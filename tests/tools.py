@@ -10,7 +10,6 @@ objects on stdin), built into <cache>/bin/kstatus-<hash of its go.mod, go.sum, m
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -19,11 +18,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from aidbox_sandbox import build
+from aidbox_sandbox.files import file_lock
 
 REPO = Path(__file__).resolve().parents[1]
 KSTATUS_SOURCE = REPO / "tools" / "kstatus"
@@ -107,21 +106,10 @@ def kstatus() -> Path:
     binary = build.cache_root() / "bin" / f"kstatus-{key}" / "kstatus"
     if binary.is_file():
         return binary
-    with _locked(build.cache_root() / f".kstatus-{key}.lock"):
+    with file_lock(build.cache_root() / f".kstatus-{key}.lock"):
         if not binary.is_file():
             _build_kstatus(binary, key)
     return binary
-
-
-@contextlib.contextmanager
-def _locked(lock: Path) -> Iterator[None]:
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # another session may be building it right now
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _build_kstatus(binary: Path, key: str) -> None:

@@ -8,20 +8,19 @@ toolchain; binaries, GOMODCACHE and GOCACHE all live under the cache folder (def
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from .errors import SandboxError
+from .files import file_lock, tail
 
 KUBERNETES_VERSION = "1.37.2"
 # etcd server module version that k8s.io/kubernetes v1.37.2 pins in its go.mod.
@@ -182,24 +181,6 @@ def go_env() -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def _run_go(go: Path, args: list[str], cwd: Path, log: Path, what: str, progress: Progress) -> None:
     start = time.monotonic()
     with log.open("ab") as fh:
@@ -227,7 +208,7 @@ def _run_go(go: Path, args: list[str], cwd: Path, log: Path, what: str, progress
             raise
     if proc.returncode != 0:
         raise SandboxError(
-            f"{what} failed (go exited with {proc.returncode}); last lines of {log}:\n{_tail(log)}"
+            f"{what} failed (go exited with {proc.returncode}); last lines of {log}:\n{tail(log)}"
         )
 
 
@@ -288,7 +269,7 @@ def _build_target(target: _Target, go: Path, out: Path, progress: Progress) -> N
 def ensure_binaries(progress: Progress = print) -> Path:
     """Build what is missing and return the folder holding all binaries."""
     out = bin_dir()
-    with _lock(cache_root() / "build.lock"):
+    with file_lock(cache_root() / "build.lock"):
         todo = []
         for target in TARGETS:
             marker = out / f".{target.name}.stamp"
@@ -306,7 +287,7 @@ def ensure_binaries(progress: Progress = print) -> Path:
 def ensure_node_binaries(progress: Progress = print) -> Path:
     """Build kubelet and kube-proxy (real nodes) when missing; return the binaries' folder."""
     out = bin_dir()
-    with _lock(cache_root() / "build.lock"):
+    with file_lock(cache_root() / "build.lock"):
         marker = out / f".{NODE_TARGET.name}.stamp"
         ok = marker.exists() and marker.read_text() == _target_stamp(NODE_TARGET)
         if not ok or not all((out / b).is_file() for b in NODE_TARGET.binaries):
@@ -315,5 +296,5 @@ def ensure_node_binaries(progress: Progress = print) -> Path:
 
 
 # Shared with the other things built from Go sources (the stand-in images).
-lock = _lock
+
 run_go = _run_go

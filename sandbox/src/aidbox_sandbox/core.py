@@ -31,6 +31,7 @@ import yaml
 
 from . import build, pki
 from .errors import PortBusyError, SandboxError
+from .files import file_lock, tail
 
 NOT_READY_LABEL = "sandbox.aidbox.io/not-ready"
 NODE_LABEL_SELECTOR = "type=kwok"
@@ -101,13 +102,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log file)"
 
 
 # ---------------------------------------------------------------- files written for a run
@@ -465,18 +459,8 @@ class Sandbox:
     def _flock(self, suffix: str, mode: int) -> Iterator[bool]:
         """flock a file next to the state folder (it outlives down()); yields False if a
         non-blocking lock was refused."""
-        path = self.state_dir.parent / f".{self.state_dir.name}.{suffix}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as fh:
-            try:
-                fcntl.flock(fh, mode)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with file_lock(self.state_dir.parent / f".{self.state_dir.name}.{suffix}", mode) as got:
+            yield got
 
     @contextlib.contextmanager
     def session(self, progress: Progress = print) -> Iterator[Sandbox]:
@@ -553,7 +537,7 @@ class Sandbox:
             if code is None:
                 continue
             log = self.logs_dir / f"{name}.log"
-            text = _tail(log)
+            text = tail(log)
             hint = ""
             if "address already in use" in text.lower():
                 busy = ", ".join(f"{k}={v}" for k, v in ports.items())

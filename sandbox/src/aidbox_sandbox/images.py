@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import build
+from .files import file_lock
 
 STANDIN_REPOSITORY = "localhost/aidbox-standin"
 PAUSE_IMAGE = "localhost/sandbox-pause:1"
@@ -52,7 +53,7 @@ def build_binaries(progress: build.Progress = print) -> Path:
     out = build.cache_root() / "standin" / digest.hexdigest()[:16]
     if all((out / b).is_file() for b in ("aidbox", "pause")):
         return out
-    with build.lock(build.cache_root() / "standin.lock"):
+    with file_lock(build.cache_root() / "standin.lock"):
         if all((out / b).is_file() for b in ("aidbox", "pause")):
             return out
         src = out.parent / f".src-{out.name}"

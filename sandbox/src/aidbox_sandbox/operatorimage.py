@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import build, hostdeps
 from .errors import SandboxError
+from .files import file_lock
 
 BASE_IMAGE = "docker.io/library/python:3.11.13-slim-bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -118,7 +119,7 @@ def build_operator_image(repo: Path, image: str, progress: build.Progress = prin
     archive = root / f"operator-{_source_digest(repo)}.tar"
     if archive.exists():
         return archive
-    with build.lock(root / "build.lock"):
+    with file_lock(root / "build.lock"):
         if archive.exists():
             return archive
         _ensure_packages(progress)
