@@ -98,8 +98,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # Defaults live in one place each (RunOptions, ElectionTiming, the client's timeout);
     # flags only override them.
     given = {"workers": args.workers} if args.workers else {}
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
     options = handlers.RunOptions(
         **given,
+        aidbox_health=in_cluster if args.aidbox_health == "auto" else args.aidbox_health == "on",
         namespaces=() if clusterwide else tuple(namespaces),
         leader_lease=lease,
         election=timing,
@@ -286,6 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="total time allowed for one API request, watches excepted (default 5; capped at "
         "half the renew deadline and at lease duration - renew deadline)",
+    )
+    run.add_argument(
+        "--aidbox-health",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="read each ready pod's /health for the running Aidbox version (status."
+        "runningVersions); auto: on when running inside the cluster, where pods are reachable",
     )
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=_cmd_run)

@@ -47,6 +47,9 @@ class RunOptions:
     leader_lease: str = ""
     election: ElectionTiming = field(default_factory=ElectionTiming)
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    # Read each ready pod's /health for the running Aidbox version (pod addresses are
+    # reachable from inside the cluster only).
+    aidbox_health: bool = False
     identity: str = field(
         default_factory=lambda: (
             os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
@@ -68,7 +71,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # "Handler succeeded" for every watch event is noise at INFO.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     client = await connect(identity=options.identity, request_timeout=options.request_timeout)
-    controller = Controller(client, workers=options.workers)
+    controller = Controller(client, workers=options.workers, aidbox_health=options.aidbox_health)
     memo["controller"] = controller
     # -- informers (children, pods, ConfigMap/Secret metadata): before the workers start ------
     informers = Informers(controller, options.namespaces)

@@ -118,8 +118,8 @@ def test_operator_image_from_dockerfile_runs_as_pods_and_reconciles(
 
     make_config(api_client, "fhir", watched)
     create_cluster(api_client, "fhir", watched, **standin_spec(replicas=2))
-    # kopf retries listing Namespaces (not granted in this overlay) for about a minute before it
-    # serves the named namespace: allow for that.
+    # Allow for the image's first start on the nodes (kopf no longer scans Namespaces for an
+    # exact --namespace).
     status = wait_for(
         lambda: (
             (s := get_cluster(api_client, "fhir", watched).get("status") or {}).get("phase")
@@ -132,6 +132,17 @@ def test_operator_image_from_dockerfile_runs_as_pods_and_reconciles(
     )
     assert status["readyReplicas"] == 2
     assert status["version"] == "2510.1"
+    # In the cluster the operator reads each ready pod's /health (httpx): both replicas report
+    # the stand-in's about.version, so there is one key.
+    versions = wait_for(
+        lambda: (get_cluster(api_client, "fhir", watched).get("status") or {}).get(
+            "runningVersions"
+        ),
+        timeout=30,
+        interval=1,
+        message="status.runningVersions read from the pods' /health",
+    )
+    assert versions == {"2510.1": 2}
     boxes = pods(api_client, "fhir", watched)
     assert {p.spec.node_name for p in boxes} <= {"real-node-0", "real-node-1"}
     deployment = client.AppsV1Api(api_client).read_namespaced_deployment("fhir", watched)

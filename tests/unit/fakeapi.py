@@ -300,6 +300,7 @@ class Harness:
                     "spec": {"nodeName": f"node-{index}"},
                     "status": {
                         "phase": "Running",
+                        "podIP": f"10.0.0.{index + 1}",
                         "conditions": [{"type": "Ready", "status": str(ready)}],
                     },
                 }

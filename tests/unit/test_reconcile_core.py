@@ -405,3 +405,18 @@ async def test_a_fight_stays_reported_between_repairs() -> None:
         h.deployment_observed()
     await h.reconcile()  # nothing drifted this time, but the fight is not over
     assert h.condition("Degraded")["reason"] == "ConflictingWriter"
+
+
+async def test_running_versions_come_from_the_pods_health() -> None:
+    import httpx
+
+    from aidbox_operator.reconcile.aidbox_health import AidboxHealth
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "pass", "about": {"version": "2510.1"}})
+
+    h = Harness()
+    h.controller.reconciler.health = AidboxHealth(True, httpx.MockTransport(answer))
+    _ready_cluster(h)
+    await _converge(h)
+    assert h.status()["runningVersions"] == {"2510.1": 2}

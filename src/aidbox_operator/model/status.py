@@ -72,6 +72,12 @@ class ClusterStatus(StatusModel):
     selector: str = Field(default="", description="Label selector of the pods (scale subresource).")
     image: str = Field(default="", description="Image of the current pod template.")
     version: str = Field(default="", description="Aidbox release or channel of that image.")
+    running_versions: dict[str, int] = Field(
+        default_factory=dict,
+        description="Aidbox versions the ready pods report on /health (about.version), with how "
+        "many pods run each: one key when all replicas agree. Read only when the operator runs "
+        "inside the cluster, where pod addresses are reachable.",
+    )
     missing_references: list[str] = Field(
         default_factory=list,
         description="Referenced ConfigMaps/Secrets that do not exist, as Kind/name.",

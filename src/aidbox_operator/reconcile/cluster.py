@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aidbox_operator.model import AidboxCluster, ClusterStatus
+from aidbox_operator.reconcile.aidbox_health import AidboxHealth
 from aidbox_operator.reconcile.auth_keys import KeysKeeper, KeysPlan, KeysRaced, plan_keys
 from aidbox_operator.reconcile.children import Child, ChildApplier
 from aidbox_operator.reconcile.events import EventRecorder
@@ -61,6 +62,7 @@ class ClusterReconciler:
         recorder: EventRecorder,
         clock: Callable[[], str] = utc_now,
         fights: WriterFights | None = None,
+        health: AidboxHealth | None = None,
     ) -> None:
         self.store = store
         self.recorder = recorder
@@ -69,6 +71,7 @@ class ClusterReconciler:
         self.children = ChildApplier(self.observer, fights or WriterFights())
         self.keys = KeysKeeper(client, store)
         self.reporter = StatusReporter(client, store, recorder, clock)
+        self.health = health or AidboxHealth(enabled=False)
 
     async def reconcile(self, key: Key) -> PassResult:
         result = PassResult()
@@ -106,14 +109,16 @@ class ClusterReconciler:
         replicas = cluster.spec.replicas
         if not cluster.spec.manage_replicas and deployment is not None:
             replicas = int(deployment["spec"].get("replicas", replicas))
-        pods = self.store.pods.get((cluster.namespace, cluster.name), {}).values()
+        key = (cluster.namespace, cluster.name)
+        pods = tuple(self.store.pods.get(key, {}).values())
         return Observation(
             generation=cluster.metadata.generation,
             desired_replicas=replicas,
             selector=selector_string(cluster),
             deployment=deployment,
-            pods=tuple(pods),
+            pods=pods,
             missing=tuple(missing),
+            versions=await self.health.versions(key, pods, cluster.spec.port),
             **extra,
         )
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from aidbox_operator.metrics import PHASES, QUEUE_DEPTH, RECONCILE_SECONDS, RECONCILES
+from aidbox_operator.reconcile.aidbox_health import AidboxHealth
 from aidbox_operator.reconcile.cluster import ClusterReconciler
 from aidbox_operator.reconcile.events import EventRecorder
 from aidbox_operator.reconcile.fights import WriterFights
@@ -30,13 +31,18 @@ PROBLEM_RETRY_SECONDS = 10.0
 
 
 class Controller:
-    def __init__(self, client: KubeClient, workers: int = DEFAULT_WORKERS) -> None:
+    def __init__(
+        self, client: KubeClient, workers: int = DEFAULT_WORKERS, aidbox_health: bool = False
+    ) -> None:
         self.client = client
         self.store = ObjectStore()
         self.queue: WorkQueue[Key] = WorkQueue()
         self.recorder = EventRecorder(client)
         self.fights = WriterFights()
-        self.reconciler = ClusterReconciler(client, self.store, self.recorder, fights=self.fights)
+        self.health = AidboxHealth(enabled=aidbox_health)
+        self.reconciler = ClusterReconciler(
+            client, self.store, self.recorder, fights=self.fights, health=self.health
+        )
         self._workers = workers
         self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[Key, int] = {}
@@ -59,6 +65,7 @@ class Controller:
             self.queue.forget(key)
             self._failures.pop(key, None)
             self.fights.forget(*key)
+            self.health.forget(key)
             return
         self.store.put_cluster(body)
         self.queue.add(key)
@@ -100,6 +107,7 @@ class Controller:
                 await task
         self._tasks = []
         await self.recorder.drain()
+        await self.health.close()
 
     def pause(self) -> None:
         self.leading.clear()

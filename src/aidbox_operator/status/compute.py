@@ -168,6 +168,7 @@ def compute_status(obs: Observation, previous: ClusterStatus, now: str) -> Clust
         image=image,
         version=parse_image_version(image).display if image else "",
         missing_references=list(obs.missing),
+        running_versions=dict(obs.versions),
         conditions=merge_conditions(previous.conditions, computed, now),
     )
 

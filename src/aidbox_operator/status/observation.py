@@ -24,6 +24,8 @@ class Observation:
     problems: tuple[tuple[str, str], ...] = ()
     # The desired state differs from what runs (only known while a change is held or paused).
     pending: bool = False
+    # Aidbox version -> ready pods reporting it on /health (empty when not read).
+    versions: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

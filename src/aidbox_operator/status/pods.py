@@ -30,6 +30,8 @@ class PodSummary:
     template_hash: str
     reason: str  # "" when nothing is wrong
     terminating: bool
+    ip: str = ""
+    uid: str = ""
 
 
 def _container_reason(status: dict[str, Any]) -> str:
@@ -65,4 +67,6 @@ def summarize_pod(body: dict[str, Any]) -> PodSummary:
         template_hash=str((meta.get("labels") or {}).get("pod-template-hash", "")),
         reason=reason,
         terminating=bool(meta.get("deletionTimestamp")),
+        ip=str(status.get("podIP") or ""),
+        uid=str(meta.get("uid") or ""),
     )
