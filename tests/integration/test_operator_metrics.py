@@ -39,6 +39,13 @@ def test_metrics_count_reconciles_repairs_and_rollouts(
         timeout=10,
         message="config rollout counted",
     )
+    # The rollout just started: the clusters-by-phase gauge says Ready again once it is done.
+    wait_condition(api_client, "om", namespace, "Ready")
+    wait_for(
+        lambda: operator.metrics().get('aidbox_operator_clusters{phase="Ready"}', 0) >= 1,
+        timeout=10,
+        message="the phase gauge following the cluster back to Ready",
+    )
     after = operator.metrics()
     assert after['aidbox_operator_drift_repairs_total{kind="Service"}'] >= 1 + before.get(
         'aidbox_operator_drift_repairs_total{kind="Service"}', 0
