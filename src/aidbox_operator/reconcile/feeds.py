@@ -23,7 +23,7 @@ import aiohttp
 
 from aidbox_operator.model.constants import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from aidbox_operator.reconcile.controller import DELETED, Controller
-from aidbox_operator.reconcile.informer import Informer, Key, Scope, scopes_for
+from aidbox_operator.reconcile.informer import Informer, Key, Scope, Shared, scopes_for
 from aidbox_operator.reconcile.kube import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -177,18 +177,23 @@ class Informers:
         self.configs = ReferencedConfigs(controller)
         self.informers: list[Informer] = []
         client = controller.client
+        shared = self.shared = Shared()
         for scope in scopes_for(namespaces):
             for kind in CHILDREN:
                 feed = ChildFeed(controller, kind)
                 self.informers.append(
-                    Informer(client, kind, scope, feed, label_selector=OWNED_SELECTOR)
+                    Informer(
+                        client, kind, scope, feed, label_selector=OWNED_SELECTOR, shared=shared
+                    )
                 )
+            pods = PodFeed(controller)
             self.informers.append(
-                Informer(client, PODS, scope, PodFeed(controller), label_selector=OWNED_SELECTOR)
+                Informer(client, PODS, scope, pods, label_selector=OWNED_SELECTOR, shared=shared)
             )
             for kind in (CONFIGMAPS, SECRETS):
+                configs = self.configs.feed(kind)
                 self.informers.append(
-                    Informer(client, kind, scope, self.configs.feed(kind), metadata_only=True)
+                    Informer(client, kind, scope, configs, metadata_only=True, shared=shared)
                 )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -208,10 +213,9 @@ class Informers:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks: list[asyncio.Task[Any]] = [*self._tasks, *self.shared.crd_waits.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
         await self.configs.close()
