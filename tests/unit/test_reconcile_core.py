@@ -420,3 +420,15 @@ async def test_running_versions_come_from_the_pods_health() -> None:
     _ready_cluster(h)
     await _converge(h)
     assert h.status()["runningVersions"] == {"2510.1": 2}
+
+
+async def test_a_new_cluster_asks_for_each_child_name_once() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await h.reconcile()
+    reads = [path.rsplit("/", 2)[-2] for verb, path in h.api.log if verb == "get"]
+    assert sorted(r for r in reads if r not in ("configmaps", "secrets")) == [
+        "deployments",
+        "poddisruptionbudgets",
+        "services",
+    ]

@@ -20,7 +20,7 @@ from aidbox_operator.reconcile.kube import (
     SERVICE_MONITORS,
     ApiError,
 )
-from aidbox_operator.reconcile.observe import Observer
+from aidbox_operator.reconcile.observe import Lookups, Observer
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.status import Blocker
 from aidbox_operator.status.ownership import (
@@ -100,11 +100,15 @@ class ChildApplier:
         self.store = observer.store
         self.fights = fights
 
-    async def observe(self, cluster: AidboxCluster, manifests: list[dict[str, Any]]) -> list[Child]:
+    async def observe(
+        self, cluster: AidboxCluster, manifests: list[dict[str, Any]], lookups: Lookups
+    ) -> list[Child]:
         children = []
         for manifest in manifests:
             meta = manifest["metadata"]
-            body = await self.observer.child(manifest["kind"], meta["namespace"], meta["name"])
+            body = await self.observer.child(
+                manifest["kind"], meta["namespace"], meta["name"], lookups=lookups
+            )
             owner = judge(body, cluster.name, cluster.metadata.uid) if body else None
             children.append(Child(manifest, body, owner))
         return children

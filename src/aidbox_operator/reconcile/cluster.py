@@ -22,7 +22,7 @@ from aidbox_operator.reconcile.children import Child, ChildApplier
 from aidbox_operator.reconcile.events import EventRecorder
 from aidbox_operator.reconcile.fights import WriterFights
 from aidbox_operator.reconcile.kube import KubeClient
-from aidbox_operator.reconcile.observe import Configs, Observer
+from aidbox_operator.reconcile.observe import Configs, Lookups, Observer
 from aidbox_operator.reconcile.report import StatusReporter
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import Key, ObjectStore
@@ -98,14 +98,22 @@ class ClusterReconciler:
             await self.recorder.record(body, "Warning", reason, message, self.clock())
         return result
 
-    async def _own_deployment(self, cluster: AidboxCluster) -> dict[str, Any] | None:
-        body = await self.observer.child("Deployment", cluster.namespace, cluster.name)
+    async def _own_deployment(
+        self, cluster: AidboxCluster, lookups: Lookups | None = None
+    ) -> dict[str, Any] | None:
+        body = await self.observer.child(
+            "Deployment", cluster.namespace, cluster.name, lookups=lookups
+        )
         return body if body and judge(body, cluster.name, cluster.metadata.uid) == "ours" else None
 
     async def _observation(
-        self, cluster: AidboxCluster, missing: list[str], **extra: Any
+        self,
+        cluster: AidboxCluster,
+        missing: list[str],
+        lookups: Lookups | None = None,
+        **extra: Any,
     ) -> Observation:
-        deployment = await self._own_deployment(cluster)
+        deployment = await self._own_deployment(cluster, lookups)
         replicas = cluster.spec.replicas
         if not cluster.spec.manage_replicas and deployment is not None:
             replicas = int(deployment["spec"].get("replicas", replicas))
@@ -124,7 +132,8 @@ class ClusterReconciler:
 
     async def _pass(self, cluster: AidboxCluster, result: PassResult) -> Observation:
         configs, missing = await self.observer.configs(cluster)
-        base = await self._observation(cluster, missing)
+        lookups: Lookups = {}
+        base = await self._observation(cluster, missing, lookups)
         blocker = version_blocker(cluster, base.desired_replicas) or missing_blocker(
             cluster.namespace, missing
         )
@@ -134,15 +143,18 @@ class ClusterReconciler:
             result.look_again(CONFLICT_RETRY_SECONDS)
         blocker = blocker or plan.blocker
         if blocker is not None:
-            return await self._observation(cluster, missing, blocker=blocker, pending=True)
+            return await self._observation(cluster, missing, lookups, blocker=blocker, pending=True)
         context = RenderContext(_digest(configs), plan.wanted, base.desired_replicas)
-        children = await self.children.observe(cluster, render_cluster(cluster, context))
+        manifests = render_cluster(cluster, context)
+        children = await self.children.observe(cluster, manifests, lookups)
         if blocker := await self.children.conflict(cluster, children):
             result.look_again(CONFLICT_RETRY_SECONDS)
-            return await self._observation(cluster, missing, blocker=blocker, pending=True)
+            return await self._observation(cluster, missing, lookups, blocker=blocker, pending=True)
         if paused := pause_blocker(cluster):
             pending = bool(plan.absent) or not all(c.in_sync for c in children)
-            return await self._observation(cluster, missing, blocker=paused, pending=pending)
+            return await self._observation(
+                cluster, missing, lookups, blocker=paused, pending=pending
+            )
         return await self._apply(cluster, plan, (configs, context), children, missing, result)
 
     async def _apply(

@@ -11,6 +11,8 @@ from aidbox_operator.reconcile.store import ChildKey, ConfigSummary, ObjectStore
 from aidbox_operator.render.secrets import auth_keys_secret_name
 
 Configs = dict[ChildKey, ConfigSummary]
+# What one pass read of names the cache does not hold (None: nothing there).
+Lookups = dict[ChildKey, dict[str, Any] | None]
 
 
 def references(cluster: AidboxCluster) -> dict[ChildKey, bool]:
@@ -52,14 +54,26 @@ class Observer:
         return configs, missing
 
     async def child(
-        self, kind: str, namespace: str, name: str, *, cached: bool = True
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        cached: bool = True,
+        lookups: Lookups | None = None,
     ) -> dict[str, Any] | None:
         """The object of that kind and name, whoever owns it. The cache holds only objects
-        with the operator's labels, so a miss is always asked of the API: an object someone
-        else made since the last look produces no watch event here."""
+        with the operator's labels, so a miss is asked of the API: an object someone else made
+        since the last look produces no watch event here. `lookups` remembers such answers for
+        the rest of one pass, so a pass asks once per name."""
         if cached and (body := self.store.child(kind, namespace, name)) is not None:
             return body
+        key = (kind, namespace, name)
+        if cached and lookups is not None and key in lookups:
+            return lookups[key]
         body = await self.client.get(KINDS_BY_NAME[kind], namespace, name)
+        if lookups is not None:
+            lookups[key] = body
         if body is None:
             return None
         body.setdefault("kind", kind)
