@@ -9,39 +9,17 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from helpers import wait_for
-from kube_helpers import apply, condition, create_cluster, make_config, patch_spec, wait_condition
+from kube_helpers import (
+    SERVICE_MONITOR_CRD,
+    apply,
+    condition,
+    create_cluster,
+    make_config,
+    patch_spec,
+    wait_condition,
+)
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-# The smallest stand-in for the Prometheus Operator's CRD: same group, kind and scope.
-SERVICE_MONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {
-        "group": "monitoring.coreos.com",
-        "scope": "Namespaced",
-        "names": {
-            "kind": "ServiceMonitor",
-            "listKind": "ServiceMonitorList",
-            "plural": "servicemonitors",
-            "singular": "servicemonitor",
-        },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
 
 
 def _service_monitor(api: Any, name: str, ns: str) -> dict[str, Any] | None:
