@@ -22,8 +22,6 @@ import argparse
 import base64
 import math
 import os
-import re
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -35,37 +33,13 @@ from kube import Kube, Watcher
 from procs import Operator, cpu_seconds, hwm_mb, rss_mb, writes
 
 from aidbox_sandbox import Sandbox
+from aidbox_sandbox.operator import received_since, tcp_received
 
 NAMESPACE = "surroundings"
 # Helm stores a release as base64(base64(gzip(json))) in data.release: ~130 KB in the Secret.
 SECRET_RANDOM_BYTES = 73 * 1024
 CONFIGMAP_BYTES = 50 * 1024
 RECEIVED = "aidbox_operator_api_received_bytes_total"
-
-
-def tcp_received(pid: int, port: int) -> dict[str, int]:
-    """TCP bytes received so far on each of the process's connections to the API server
-    (`ss`'s tcp_info), by local address: kopf's watch connections included."""
-    out = subprocess.run(
-        ["ss", "-tinpH", "state", "established", "dport", "=", f":{port}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    found: dict[str, int] = {}
-    local = ""
-    for line in out.splitlines():
-        if not line.startswith((" ", "\t")):
-            local = line.split()[2] if f"pid={pid}," in line else ""
-        elif local and (match := re.search(r"bytes_received:(\d+)", line)):
-            found[local] = int(match[1])
-    return found
-
-
-def received_since(before: dict[str, int], after: dict[str, int]) -> int:
-    """Bytes received between two `tcp_received` readings on the connections open at the
-    second one (a connection closed in between is not counted)."""
-    return sum(n - before.get(local, 0) for local, n in after.items())
 
 
 def helm_like_secret(i: int) -> dict[str, Any]:

@@ -101,30 +101,9 @@ def _namespace_name(test_name: str) -> str:
 
 
 def _temporary_namespace(api_client: Any, name: str) -> Iterator[str]:
-    """Create a namespace, wait until pods can be made in it, delete it afterwards."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
+    from kube_helpers import namespace_lifetime
 
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=name, labels={"aidbox.io/test": "true"})
-        )
-    )
-    # Pods are rejected until the namespace's default ServiceAccount exists.
-    wait_for(
-        lambda: core.read_namespaced_service_account("default", name),
-        timeout=30,
-        message=f"ServiceAccount default in {name}",
-    )
-    try:
-        yield name
-    finally:
-        try:
-            core.delete_namespace(name, propagation_policy="Background")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+    yield from namespace_lifetime(api_client, name)
 
 
 @pytest.fixture

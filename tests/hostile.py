@@ -28,6 +28,7 @@ from kube_helpers import (
     condition,
     events_for,
     get_cluster,
+    namespace_lifetime,
     ready_endpoints,
 )
 from operator_process import OperatorProcess
@@ -44,22 +45,7 @@ Snapshot = dict[ObjectKey, str]
 @contextmanager
 def temporary_namespace(api: client.ApiClient, slug: str) -> Iterator[str]:
     """A namespace the corpus' own operator watches (hx-*), deleted afterwards."""
-    core = client.CoreV1Api(api)
-    name = f"{PREFIX}{slug}-{secrets.token_hex(3)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait_for(
-        lambda: core.read_namespaced_service_account("default", name),
-        timeout=30,
-        message=f"ServiceAccount default in {name}",
-    )
-    try:
-        yield name
-    finally:
-        try:
-            core.delete_namespace(name, propagation_policy="Background")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+    yield from namespace_lifetime(api, f"{PREFIX}{slug}-{secrets.token_hex(3)}")
 
 
 def has_service_monitor_kind(api: client.ApiClient) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,29 @@ SERVICE_MONITOR_CRD = {
         ],
     },
 }
+
+
+def namespace_lifetime(api: client.ApiClient, name: str) -> Iterator[str]:
+    """Create a namespace, wait until pods can be made in it, delete it afterwards."""
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(api)
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={"aidbox.io/test": "true"})
+        )
+    )
+    # Pods are rejected until the namespace's default ServiceAccount exists.
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", name),
+        timeout=30,
+        message=f"ServiceAccount default in {name}",
+    )
+    try:
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise

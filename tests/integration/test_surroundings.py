@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from kubernetes.client.rest import ApiException
 
 from aidbox_operator.reconcile.informer import Informer, Key, Scope
 from aidbox_operator.reconcile.kube import CONFIGMAPS, connect
+from aidbox_sandbox.operator import received_since, tcp_received
 from helpers import wait_for
 from kube_helpers import create_cluster, get_cluster, make_config, wait_condition
 from operator_process import OperatorProcess, wait_quiet
@@ -26,28 +25,6 @@ RECEIVED = "aidbox_operator_api_received_bytes_total"
 # 8 Secrets + 8 ConfigMaps of 512 KB and 10 pods with 100 KB of annotations: ~12 MB on the wire
 # for a client that watches them in full (several events per pod).
 BIG = 512 * 1024
-
-
-def tcp_received(pid: int, port: int) -> dict[str, int]:
-    """TCP bytes received so far on each of the process's connections to the API server."""
-    out = subprocess.run(
-        ["ss", "-tinpH", "state", "established", "dport", "=", f":{port}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found: dict[str, int] = {}
-    local = ""
-    for line in out.splitlines():
-        if not line.startswith((" ", "\t")):
-            local = line.split()[2] if f"pid={pid}," in line else ""
-        elif local and (match := re.search(r"bytes_received:(\d+)", line)):
-            found[local] = int(match[1])
-    return found
-
-
-def received_since(before: dict[str, int], after: dict[str, int]) -> int:
-    return sum(n - before.get(local, 0) for local, n in after.items())
 
 
 def _namespace(api: Any, name: str) -> None:

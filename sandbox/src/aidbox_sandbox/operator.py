@@ -161,3 +161,28 @@ class OperatorProcess:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def tcp_received(pid: int, port: int) -> dict[str, int]:
+    """TCP bytes received so far on each of a process's connections to `port` (`ss`'s
+    tcp_info, iproute2), by local address: every connection counts, kopf's watches included."""
+    out = subprocess.run(
+        ["ss", "-tinpH", "state", "established", "dport", "=", f":{port}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found: dict[str, int] = {}
+    local = ""
+    for line in out.splitlines():
+        if not line.startswith((" ", "\t")):
+            local = line.split()[2] if f"pid={pid}," in line else ""
+        elif local and (match := re.search(r"bytes_received:(\d+)", line)):
+            found[local] = int(match[1])
+    return found
+
+
+def received_since(before: dict[str, int], after: dict[str, int]) -> int:
+    """Bytes received between two `tcp_received` readings on the connections open at the
+    second one (a connection closed in between is not counted)."""
+    return sum(n - before.get(local, 0) for local, n in after.items())
