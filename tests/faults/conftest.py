@@ -1,6 +1,8 @@
 """Fixtures of the fault-injection suite: a PRIVATE sandbox (its API server and etcd get
-stopped and restarted, which the shared session sandbox of the other tests must never see),
-the operator's RBAC from deploy/ on it, and a fleet of operator replicas behind fault proxies.
+stopped and restarted, which the shared session sandbox of the other tests must never see) with
+two real kubelet nodes, the operator's RBAC from deploy/ on it, and a fleet of operator replicas
+behind fault proxies: processes run as deploy/ runs them, or deploy/'s Deployment as pods on the
+real nodes (each scenario runs with both).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet import FIGURES_FILE, Fleet
+from fleet import FIGURES_FILE, REMOVED, Fleet
+from pods import OperatorPods
 
 _RAN: list[bool] = []  # set once this session started the fault sandbox
 
@@ -32,7 +35,7 @@ def fault_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # AIDBOX_FAULTS_SANDBOX_DIR keeps one between runs (while working on the suite).
     kept = os.environ.get("AIDBOX_FAULTS_SANDBOX_DIR")
     state = Path(kept) if kept else tmp_path_factory.mktemp("fault-sandbox")
-    box = Sandbox(state_dir=state, nodes=3)
+    box = Sandbox(state_dir=state, nodes=3, real_nodes=2)
     try:
         box.up(progress=lambda msg: print(f"[fault sandbox] {msg}", flush=True))
     except SandboxError as exc:
@@ -71,7 +74,23 @@ def fault_credentials(
     return operator_kubeconfig(fault_api, fault_sandbox, tmp_path_factory.mktemp("fault-sa"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
+def fault_operator_pods(fault_api: Any, fault_sandbox: Any, fault_credentials: Path) -> Any:
+    """deploy/'s operator Deployment for the real nodes, its image loaded there."""
+    from aidbox_sandbox.realnode import RealNodes
+    from operator_image import load_image
+
+    nodes = RealNodes(fault_sandbox)
+    load_image(nodes)
+    return OperatorPods(fault_api, fault_sandbox, nodes)
+
+
+# FAULTS_REMOVE takes protections out of the operator's code, which only processes can run
+# (unprotected.py); the image is the operator as shipped.
+REPLICA_KINDS = ["processes"] if REMOVED else ["processes", "pods"]
+
+
+@pytest.fixture(params=REPLICA_KINDS)
 def fleet(
     fault_api: Any,
     fault_sandbox: Any,
@@ -79,7 +98,10 @@ def fleet(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[Fleet]:
-    fleet = Fleet(fault_api, fault_sandbox, fault_credentials, tmp_path, request.node.name)
+    pods = request.getfixturevalue("fault_operator_pods") if request.param == "pods" else None
+    fleet = Fleet(
+        fault_api, fault_sandbox, fault_credentials, tmp_path, request.node.name, pods=pods
+    )
     try:
         yield fleet
     finally:

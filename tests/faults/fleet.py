@@ -1,7 +1,11 @@
 """One scenario's world: operator replicas (each behind its own fault proxy, each with its own
 identity), the AidboxClusters they manage in a namespace of their own, and the checks every
 scenario ends with: at most one writer at any time, all clusters converged, no duplicate or
-orphaned objects, no change lost."""
+orphaned objects, no change lost.
+
+The replicas are either operator processes on this machine run as deploy/ runs them (its
+ServiceAccount and RBAC, flags and environment), or deploy/'s Deployment itself, two pods on
+real kubelet nodes (pods.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +13,17 @@ import json
 import os
 import re
 import secrets
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from audit import AuditLog, Request
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from pods import NO_ELECTION, OperatorPods
 from proxy import FaultProxy
 
 from helpers import wait_for
@@ -41,18 +46,61 @@ MANAGED = "app.kubernetes.io/managed-by=aidbox-operator"
 REMOVED = os.environ.get("FAULTS_REMOVE", "")
 
 
-@dataclass
-class Replica:
+class Replica(Protocol):
     identity: str
     proxy: FaultProxy
-    op: OperatorProcess
+
+    def kill(self) -> None: ...
+
+    def metrics(self) -> dict[str, float]: ...
+
+    def log_text(self) -> str: ...
+
+    def log_tail(self, lines: int = 60) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+class ProcessReplica:
+    def __init__(self, identity: str, proxy: FaultProxy, op: OperatorProcess) -> None:
+        self.identity = identity
+        self.proxy = proxy
+        self.op = op
+
+    def kill(self) -> None:
+        """SIGKILL, then start again with the same identity, as a container restart does."""
+        assert self.op.proc is not None
+        self.op.proc.send_signal(signal.SIGKILL)
+        self.op.proc.wait()
+        self.op.start()
+
+    def metrics(self) -> dict[str, float]:
+        return self.op.metrics()
+
+    def log_text(self) -> str:
+        return self.op.log_text()
+
+    def log_tail(self, lines: int = 60) -> str:
+        return self.op.log_tail(lines)
+
+    def stop(self) -> None:
+        self.op.stop()
+        self.proxy.stop()
 
 
 class Fleet:
     def __init__(
-        self, api: client.ApiClient, sandbox: Any, credentials: Path, workdir: Path, test: str
+        self,
+        api: client.ApiClient,
+        sandbox: Any,
+        credentials: Path,
+        workdir: Path,
+        test: str,
+        pods: OperatorPods | None = None,
     ) -> None:
         self.api = api
+        self.pods = pods
+        self.kind = "deploy/ pods" if pods is not None else "processes"
         self.sandbox = sandbox
         self.credentials = credentials
         self.workdir = workdir
@@ -74,6 +122,19 @@ class Fleet:
         self.started = time.time()
 
     # -- replicas ------------------------------------------------------------------------------
+    def start_replicas(self, *extra: str) -> None:
+        """Two replicas, one of them leading. Processes: `a` leads before `b` starts (the
+        fault then hits a known leader); pods: deploy/'s Deployment as it is (`extra` flags
+        are for processes only)."""
+        if self.pods is None:
+            self.add_replica("a", *extra)
+            self.leader()
+            self.add_replica("b", *extra)
+            return
+        for replica in self.pods.install(self.namespace):
+            self.replicas[replica.identity] = replica
+        self.leader(timeout=60)
+
     def add_replica(self, name: str, *extra: str) -> Replica:
         config = yaml.safe_load(self.credentials.read_text())
         server = config["clusters"][0]["cluster"]["server"]
@@ -99,7 +160,7 @@ class Fleet:
             launcher=launcher,
         )
         op.start()
-        replica = Replica(identity, proxy, op)
+        replica = ProcessReplica(identity, proxy, op)
         self.replicas[name] = replica
         return replica
 
@@ -110,6 +171,8 @@ class Fleet:
         return str(lease.spec.holder_identity or "")
 
     def leader(self, timeout: float = 40) -> Replica:
+        if self.pods is not None and NO_ELECTION:
+            return next(iter(self.replicas.values()))  # none leads: both write
         by_identity = {r.identity: r for r in self.replicas.values()}
         found: Replica = wait_for(
             lambda: by_identity.get(self.holder()),
@@ -123,9 +186,10 @@ class Fleet:
         return next(r for r in self.replicas.values() if r is not leader)
 
     def close(self) -> None:
+        if self.pods is not None:
+            self.pods.uninstall()
         for replica in self.replicas.values():
-            replica.op.stop()
-            replica.proxy.stop()
+            replica.stop()
         try:
             self.core.delete_namespace(self.namespace, propagation_policy="Background")
         except ApiException as exc:
@@ -184,7 +248,7 @@ class Fleet:
             if not last:
                 return time.monotonic() - started
             time.sleep(0.5)
-        logs = "\n".join(f"--- {n}\n{r.op.log_tail(30)}" for n, r in self.replicas.items())
+        logs = "\n".join(f"--- {n}\n{r.log_tail(30)}" for n, r in self.replicas.items())
         raise AssertionError(
             f"{len(last)} clusters stuck {timeout:.0f}s after the fault: {last[:10]}\n{logs}"
         )
@@ -245,7 +309,9 @@ class Fleet:
         foreign = [w for w in timeline.foreign if w.namespace == self.namespace]
         row = {
             "scenario": scenario,
-            "protections_removed": REMOVED or None,
+            "replicas": self.kind,
+            "protections_removed": REMOVED
+            or ("leader election (--no-leader-elect)" if self.pods and NO_ELECTION else None),
             "clusters": len(self.wanted),
             "converge_after_fault_s": round(converge_s, 1),
             "non_leader_writes": len(bad),

@@ -50,8 +50,14 @@ class _Pipe:
 
 
 class FaultProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    """`listener`: an already bound, listening socket to serve on (e.g. one made inside a
+    pod's network namespace); by default a new one on 127.0.0.1."""
+
+    def __init__(
+        self, target_host: str, target_port: int, listener: socket.socket | None = None
+    ) -> None:
         self.target = (target_host, target_port)
+        self._listener = listener
         self.mode = PASS
         self.latency = 0.0
         self.port = 0
@@ -99,7 +105,10 @@ class FaultProxy:
 
     # -- on the proxy's loop -----------------------------------------------------------------
     async def _listen(self) -> int:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        if self._listener is not None:
+            self._server = await asyncio.start_server(self._accept, sock=self._listener)
+        else:
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def _close_all(self) -> None:

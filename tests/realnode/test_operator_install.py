@@ -8,7 +8,6 @@ ServiceAccount's token through the kubernetes Service) and reconciles a cluster 
 from __future__ import annotations
 
 import secrets
-import tomllib
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,20 +15,14 @@ import pytest
 from kubernetes import client
 from standin import pods, standin_spec
 
-from aidbox_sandbox.nodeconfig import REAL_NODE_LABEL
-from aidbox_sandbox.operatorimage import build_operator_image
 from helpers import wait_for
-from kube_helpers import REPO, apply, create_cluster, get_cluster, make_config
+from kube_helpers import apply, create_cluster, get_cluster, make_config
+from operator_image import load_image, on_real_nodes, set_watched_namespace
 from rbac import kustomize
 
 OPERATOR_NS, WATCHED_NS = "aidbox-operator-system", "aidbox"
 CLUSTER_ROLES = ("aidbox-operator", "aidbox-operator-cluster")
 OPERATOR_PODS = "app.kubernetes.io/name=aidbox-operator"
-
-
-def _image() -> str:
-    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-    return f"docker.io/library/aidbox-operator:{version}"
 
 
 def _manifests(sandbox: Any, suffix: str, operator_ns: str, watched: str) -> list[dict[str, Any]]:
@@ -52,14 +45,7 @@ def _manifests(sandbox: Any, suffix: str, operator_ns: str, watched: str) -> lis
         for subject in doc.get("subjects", []):
             subject["namespace"] = operator_ns
         if kind == "Deployment":
-            pod = doc["spec"]["template"]["spec"]
-            pod["nodeSelector"] = {REAL_NODE_LABEL: "true"}
-            pod["tolerations"] = [{"key": REAL_NODE_LABEL, "operator": "Exists"}]
-            container = pod["containers"][0]
-            assert container["image"] == _image().removeprefix("docker.io/library/")
-            for env in container["env"]:
-                if env["name"] == "WATCH_NAMESPACE":
-                    env["value"] = watched
+            set_watched_namespace(on_real_nodes(doc), watched)
         docs.append(doc)
     return docs
 
@@ -68,7 +54,7 @@ def _manifests(sandbox: Any, suffix: str, operator_ns: str, watched: str) -> lis
 def installed(
     api_client: Any, sandbox: Any, real_nodes: Any, crd: None
 ) -> Iterator[dict[str, str]]:
-    real_nodes.import_image(build_operator_image(REPO, _image()))
+    load_image(real_nodes)
     suffix = f"-{secrets.token_hex(3)}"
     names = {"operator_ns": f"op{suffix}", "watched": f"watched{suffix}"}
     core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)

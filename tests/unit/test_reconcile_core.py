@@ -416,10 +416,17 @@ async def test_running_versions_come_from_the_pods_health() -> None:
         return httpx.Response(200, json={"status": "pass", "about": {"version": "2510.1"}})
 
     h = Harness()
-    h.controller.reconciler.health = AidboxHealth(True, httpx.MockTransport(answer))
+    learned: list[tuple[str, str]] = []
+    health = AidboxHealth(True, httpx.MockTransport(answer), on_learned=learned.append)
+    h.controller.reconciler.health = health
     _ready_cluster(h)
     await _converge(h)
+    # The pass did not wait for the pods: their answers queue the cluster for another one.
+    await health.settled()
+    assert learned == [("default", "aidbox")] * 2
+    await h.reconcile()
     assert h.status()["runningVersions"] == {"2510.1": 2}
+    await health.close()
 
 
 async def test_a_new_cluster_asks_for_each_child_name_once() -> None:

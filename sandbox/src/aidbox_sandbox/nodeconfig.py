@@ -155,6 +155,10 @@ def kubelet_config(node: NodePlan, ca: Path, cert: Path, key: Path) -> dict[str,
         "nodeStatusUpdateFrequency": "5s",
         "syncFrequency": "10s",
         "shutdownGracePeriod": "0s",
+        # A crashed container comes back within 2 s instead of after a back-off growing to
+        # 5 min (beta KubeletCrashLoopBackOffMax): tests that kill the operator's container
+        # again and again measure the operator, not the kubelet's back-off.
+        "crashLoopBackOff": {"maxContainerRestartPeriod": "2s"},
         "rotateCertificates": False,
         "serverTLSBootstrap": False,
         "protectKernelDefaults": False,

@@ -87,6 +87,29 @@ class RealNodes:
                 timeout=300,
             )
 
+    def _ctr(self, name: str) -> list[str]:
+        node = next(n for n in self._state().get("nodes", []) if n["name"] == name)
+        socket = self.root / node["dir"] / "containerd.sock"
+        return ["ctr", "--address", str(socket), "-n", "k8s.io"]
+
+    def container_pid(self, name: str, container_id: str) -> int | None:
+        """Host PID of a running container's main process on node `name` (the id as in a
+        pod's containerStatuses, with or without `containerd://`), None if it is not running."""
+        wanted = container_id.removeprefix("containerd://")
+        out = nodehost.in_node(self.holder(name), [*self._ctr(name), "tasks", "ls"])
+        for line in out.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 3 and fields[0] == wanted and fields[2] == "RUNNING":
+                return int(fields[1])
+        return None
+
+    def pod_log(self, name: str, namespace: str, pod: str, uid: str, container: str) -> str:
+        """Every log file the kubelet kept of one container of a pod on node `name`, oldest
+        restart first (CRI format: time, stream, tag, then the line)."""
+        folder = f"/var/log/pods/{namespace}_{pod}_{uid}/{container}"
+        script = f'for f in $(ls {folder} | sort -n); do cat "{folder}/$f"; done'
+        return nodehost.in_node(self.holder(name), ["sh", "-c", script], check=False)
+
     def running(self, count: int) -> bool:
         state = self._state()
         nodes = state.get("nodes", [])

@@ -39,7 +39,8 @@ class Controller:
         self.queue: WorkQueue[Key] = WorkQueue()
         self.recorder = EventRecorder(client)
         self.fights = WriterFights()
-        self.health = AidboxHealth(enabled=aidbox_health)
+        # An answer from a pod's /health queues its cluster for another pass.
+        self.health = AidboxHealth(enabled=aidbox_health, on_learned=self.queue.add)
         self.reconciler = ClusterReconciler(
             client, self.store, self.recorder, fights=self.fights, health=self.health
         )
