@@ -250,8 +250,45 @@ class Fleet:
             time.sleep(0.5)
         logs = "\n".join(f"--- {n}\n{r.log_tail(30)}" for n, r in self.replicas.items())
         raise AssertionError(
-            f"{len(last)} clusters stuck {timeout:.0f}s after the fault: {last[:10]}\n{logs}"
+            f"{len(last)} clusters stuck {timeout:.0f}s after the fault: {last[:10]}\n"
+            f"{self._describe_stuck(last[:3])}\n{logs}"
         )
+
+    def _describe_stuck(self, names: list[str]) -> str:
+        """What the API server holds for stuck clusters: their status, their Deployment's,
+        their pods'."""
+        lines = []
+        custom, apps = client.CustomObjectsApi(self.api), client.AppsV1Api(self.api)
+        for name in names:
+            try:
+                body = custom.get_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL, name
+                )
+                dep = apps.read_namespaced_deployment(name, self.namespace)
+            except ApiException as exc:
+                lines.append(f"{name}: {exc.status} {exc.reason}")
+                continue
+            status = body.get("status") or {}
+            conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+            lines.append(
+                f"{name}: generation {body['metadata']['generation']} status "
+                f"observedGeneration={status.get('observedGeneration')} "
+                f"phase={status.get('phase')} ready={status.get('ready')} {conditions}; "
+                f"Deployment spec {dep.spec.replicas} ready {dep.status.ready_replicas} "
+                f"observed {dep.status.observed_generation}/{dep.metadata.generation}"
+            )
+            pods = self.core.list_namespaced_pod(
+                self.namespace, label_selector=f"app.kubernetes.io/instance={name}"
+            )
+            for pod in pods.items:
+                ready = any(
+                    c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
+                )
+                lines.append(
+                    f"  pod {pod.metadata.name} {pod.status.phase} ready={ready} "
+                    f"node={pod.spec.node_name} rv={pod.metadata.resource_version}"
+                )
+        return "\n".join(lines)
 
     def object_problems(self) -> list[str]:
         """Duplicates, orphans and missing children: every managed object is owned by a

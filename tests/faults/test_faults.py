@@ -77,13 +77,28 @@ def test_one_second_latency_on_every_request(fleet: Fleet) -> None:
     assert_safe(row)
 
 
+# After an API server restart the clusters also wait for the control plane's own controllers
+# (kube-controller-manager rolls the Deployments, kwok turns pods ready): their client-go
+# reflectors back off after each failed watch, doubling to 30 s (up to twice that with jitter)
+# and resetting only after 2 min without a failure, so a restart soon after another can keep a
+# Deployment unrolled for a minute whatever the operator does (measured with deploy/'s pods:
+# 10.3, 11.3, 57.5 s and once > 60 s in four runs in a row; when it failed, the operator had
+# updated the Deployments and kube-controller-manager had not yet observed them). The bound
+# allows for that.
+CONVERGE_AFTER_API_RESTART_S = 120.0
+
+
+def _restart_api_server(fleet: Fleet, down_seconds: float) -> None:
+    fleet.sandbox.stop_component("kube-apiserver")
+    time.sleep(down_seconds)
+    fleet.sandbox.start_component("kube-apiserver")
+
+
 def test_api_server_restart(fleet: Fleet) -> None:
     _start(fleet)
-    fleet.sandbox.stop_component("kube-apiserver")
-    time.sleep(5)
-    fleet.sandbox.start_component("kube-apiserver")
+    _restart_api_server(fleet, down_seconds=5)
     fleet.scale(_half(fleet), 3)
-    row = fleet.verdict("API server down 5 s", fleet.wait_converged(CONVERGE_S))
+    row = fleet.verdict("API server down 5 s", fleet.wait_converged(CONVERGE_AFTER_API_RESTART_S))
     assert_safe(row)
 
 
@@ -215,14 +230,12 @@ def test_watch_expiry_410_gone(fleet: Fleet) -> None:
     before = _watch_restarts(fleet)
     # Changes the watchers have not seen, then history compacted away under them, then their
     # streams cut: they resume from a resourceVersion that no longer exists.
-    fleet.sandbox.stop_component("kube-apiserver")
-    fleet.sandbox.start_component("kube-apiserver")
+    _restart_api_server(fleet, down_seconds=0)
     fleet.scale(_half(fleet), 2)
     _etcd_compact(fleet.sandbox)
-    fleet.sandbox.stop_component("kube-apiserver")
-    fleet.sandbox.start_component("kube-apiserver")
+    _restart_api_server(fleet, down_seconds=0)
     fleet.scale(_half(fleet)[:1], 3)
-    converge = fleet.wait_converged(CONVERGE_S)
+    converge = fleet.wait_converged(CONVERGE_AFTER_API_RESTART_S)
     row = fleet.verdict(
         "watch expiry (etcd compaction)",
         converge,
