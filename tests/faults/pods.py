@@ -22,6 +22,7 @@ import ctypes
 import os
 import signal
 import socket
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -87,8 +88,6 @@ def _listener() -> socket.socket:
 
 
 def _nsenter(pid: int, *args: str) -> None:
-    import subprocess
-
     done = subprocess.run(
         ["nsenter", f"--net=/proc/{pid}/ns/net", "--", *args],
         capture_output=True,
@@ -112,7 +111,6 @@ class PodReplica:
             "127.0.0.1", api_port, listener=in_netns(self.running_pid(), _listener)
         )
         self.proxy.start()
-        self.kills = 0
 
     def pid(self) -> int | None:
         """Host PID of the operator process now running in the pod, if one is."""
@@ -131,7 +129,6 @@ class PodReplica:
     def kill(self) -> None:
         """SIGKILL the operator process; the kubelet restarts the container."""
         os.kill(self.running_pid(), signal.SIGKILL)
-        self.kills += 1
 
     def metrics(self) -> dict[str, float]:
         def read() -> bytes:
