@@ -22,7 +22,6 @@ import ctypes
 import os
 import signal
 import socket
-import subprocess
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from proxy import FaultProxy
 
+from aidbox_sandbox import nodehost
 from aidbox_sandbox.operator import parse_metrics
 from helpers import wait_for
 from kube_helpers import apply
@@ -88,43 +88,24 @@ def _listener() -> socket.socket:
 
 
 def _nsenter(pid: int, *args: str) -> None:
-    done = subprocess.run(
-        ["nsenter", f"--net=/proc/{pid}/ns/net", "--", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} in the pod's netns failed: {done.stderr}")
+    nodehost.run(["nsenter", f"--net=/proc/{pid}/ns/net", "--", *args])
 
 
 class PodReplica:
     """One operator pod: its identity is its name (POD_NAME), as the operator's own is."""
 
-    def __init__(self, pods: OperatorPods, pod: client.V1Pod, api_port: int) -> None:
+    def __init__(
+        self, pods: OperatorPods, pod: client.V1Pod, api_port: int, netns_pid: int
+    ) -> None:
         self.pods = pods
         self.identity: str = pod.metadata.name
         self.uid: str = pod.metadata.uid
         self.node: str = pod.spec.node_name
-        self.proxy = FaultProxy(
-            "127.0.0.1", api_port, listener=in_netns(self.running_pid(), _listener)
-        )
+        self.proxy = FaultProxy("127.0.0.1", api_port, listener=in_netns(netns_pid, _listener))
         self.proxy.start()
 
-    def pid(self) -> int | None:
-        """Host PID of the operator process now running in the pod, if one is."""
-        pod = self.pods.core.read_namespaced_pod(self.identity, OPERATOR_NAMESPACE)
-        for status in pod.status.container_statuses or []:
-            if status.name == CONTAINER and status.container_id and status.state.running:
-                return self.pods.nodes.container_pid(self.node, status.container_id)
-        return None
-
-    def running_pid(self, timeout: float = 60) -> int:
-        found: int = wait_for(
-            self.pid, timeout=timeout, interval=0.5, message=f"{self.identity}'s operator running"
-        )
-        return found
+    def running_pid(self) -> int:
+        return self.pods.running_pid(self.identity, self.node)
 
     def kill(self) -> None:
         """SIGKILL the operator process; the kubelet restarts the container."""
@@ -177,6 +158,21 @@ class OperatorPods:
         service = self.core.read_namespaced_service("kubernetes", "default")
         return [self._intercept(pod, service.spec.cluster_ip) for pod in pods]
 
+    def running_pid(self, pod: str, node: str, timeout: float = 60) -> int:
+        """Host PID of the operator process running in `pod`, waiting for one to run."""
+
+        def pid() -> int | None:
+            body = self.core.read_namespaced_pod(pod, OPERATOR_NAMESPACE)
+            for status in body.status.container_statuses or []:
+                if status.name == CONTAINER and status.container_id and status.state.running:
+                    return self.nodes.container_pid(node, status.container_id)
+            return None
+
+        found: int = wait_for(
+            pid, timeout=timeout, interval=0.5, message=f"{pod}'s operator running"
+        )
+        return found
+
     def _ready_pods(self) -> list[client.V1Pod] | None:
         want = 2
         found = self.core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=SELECTOR)
@@ -190,8 +186,8 @@ class OperatorPods:
 
     def _intercept(self, pod: client.V1Pod, service_ip: str) -> PodReplica:
         api_port = int(str(self.sandbox.api_server_url).rsplit(":", 1)[1])
-        replica = PodReplica(self, pod, api_port)
-        pid = replica.running_pid()
+        pid = self.running_pid(pod.metadata.name, pod.spec.node_name)
+        replica = PodReplica(self, pod, api_port, netns_pid=pid)
         _nsenter(
             pid,
             *("iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-p", "tcp"),

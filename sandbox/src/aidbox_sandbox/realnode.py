@@ -79,12 +79,9 @@ class RealNodes:
 
     def import_image(self, archive: Path) -> None:
         """Load an image tarball (OCI or docker-archive) into every real node's containerd."""
-        for node in self._state().get("nodes", []):
-            socket = self.root / node["dir"] / "containerd.sock"
+        for name in self.names():
             nodehost.in_node(
-                self.holder(node["name"]),
-                ["ctr", "--address", str(socket), "-n", "k8s.io", "images", "import", str(archive)],
-                timeout=300,
+                self.holder(name), [*self._ctr(name), "images", "import", str(archive)], timeout=300
             )
 
     def _ctr(self, name: str) -> list[str]:
