@@ -126,7 +126,7 @@ def operator_credentials(
     from rbac import operator_kubeconfig
 
     workdir = tmp_path_factory.mktemp("operator-sa")
-    return operator_kubeconfig(api_client, sandbox, workdir, namespace_pattern="t-*")
+    return operator_kubeconfig(api_client, sandbox, workdir)
 
 
 @pytest.fixture(scope="session")
@@ -148,9 +148,8 @@ def operator(
 
 
 def _wait_until_serving(api_client: Any, op: OperatorProcess) -> None:
-    """Healthy is not yet serving: kopf finds namespaces matching a glob through its own
-    watch, and one created right after start was seen to be picked up only ~60 s later. A
-    probe cluster whose status appears proves the operator serves new t-* namespaces."""
+    """Healthy is not yet serving: the informers must list first. A probe cluster in a new
+    t-* namespace whose status appears proves the operator serves new matching namespaces."""
     from kube_helpers import create_cluster, get_cluster
 
     for name in _temporary_namespace(api_client, f"t-probe-{secrets.token_hex(3)}"):

@@ -307,8 +307,8 @@ def wait_blocked_passes(op: OperatorProcess, since: float, count: int, timeout: 
 
 
 def probe_operator(api: client.ApiClient, op: OperatorProcess) -> None:
-    """The operator serves new hx-* namespaces (kopf finds glob namespaces through a watch of
-    its own, which can lag the health endpoint)."""
+    """The operator serves new hx-* namespaces (its informers list after the health endpoint
+    answers)."""
     with temporary_namespace(api, "probe") as ns:
         new_cluster(api, "probe", ns, {})
         wait_for(

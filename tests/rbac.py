@@ -149,18 +149,16 @@ def _write_token_kubeconfig(api_client: Any, sandbox: Any, path: Path, token: st
     return path
 
 
-def operator_kubeconfig(
-    api_client: Any, sandbox: Any, workdir: Path, namespace_pattern: str | None = None
-) -> Path:
+def operator_kubeconfig(api_client: Any, sandbox: Any, workdir: Path) -> Path:
     """Install the cluster-wide RBAC from deploy/ and return a kubeconfig acting as the operator.
 
     Idempotent: server-side apply of the Namespace, ServiceAccount, (Cluster)Roles and bindings
     from `kubectl kustomize deploy/overlays/cluster-wide` (not the CRD, not the Deployment).
     The token comes from the TokenRequest API and is valid for 2 hours.
 
-    `namespace_pattern` is the `--namespace` glob the operator will be started with (e.g.
-    "t-*"), if any. RBAC cannot grant by glob, so the grants stay cluster-wide either way; kopf
-    lists and watches Namespaces to resolve a glob, so that permission is checked here.
+    RBAC cannot grant by namespace glob, so the grants stay cluster-wide for an operator
+    started with `--namespace 't-*'`; a glob filters cluster-wide watches and needs no
+    Namespace watch (none is granted).
     """
     install_rbac(api_client, sandbox, "cluster-wide")
     # The RBAC authorizer reads bindings from an informer: wait until they are in effect.
@@ -178,10 +176,5 @@ def operator_kubeconfig(
         timeout=30,
         message="the operator's RBAC in effect",
     )
-    if namespace_pattern is not None and not allowed(api_client, "watch", "namespaces"):
-        raise AssertionError(
-            f"--namespace {namespace_pattern!r} needs list/watch on namespaces, which "
-            "deploy/ does not grant"
-        )
     token = service_account_token(api_client)
     return _write_token_kubeconfig(api_client, sandbox, workdir / "operator.kubeconfig", token)

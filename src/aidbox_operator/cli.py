@@ -93,8 +93,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         namespace = args.leader_election_namespace or operator_namespace()
         lease = f"{namespace}/{args.leader_election_name}"
     timing = election_timing(args)
-    namespaces = args.namespace or []
-    clusterwide = args.all_namespaces or not namespaces
+    namespaces = [] if args.all_namespaces else (args.namespace or [])
     # Defaults live in one place each (RunOptions, ElectionTiming, the client's timeout);
     # flags only override them.
     given = {"workers": args.workers} if args.workers else {}
@@ -102,7 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = handlers.RunOptions(
         **given,
         aidbox_health=in_cluster if args.aidbox_health == "auto" else args.aidbox_health == "on",
-        namespaces=() if clusterwide else tuple(namespaces),
+        namespaces=tuple(namespaces),
         leader_lease=lease,
         election=timing,
         # A hung request fails in time for a retry within the renew deadline, and a write sent
@@ -114,9 +113,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ),
     )
     asyncio.run(
+        # kopf runs the process and watches nothing itself (handlers.py): the informers
+        # follow `namespaces`.
         kopf.operator(
-            clusterwide=clusterwide,
-            namespaces=[] if clusterwide else namespaces,
+            clusterwide=True,
             standalone=True,
             liveness_endpoint=args.health_endpoint,
             memo=kopf.Memo(options=options),
@@ -126,7 +126,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def election_timing(args: argparse.Namespace) -> Any:
-    from aidbox_operator.reconcile.leader import ElectionTiming
+    from aidbox_operator.runtime.leader import ElectionTiming
 
     lease = args.lease_duration or ElectionTiming().lease_duration
     scaled = ElectionTiming.for_lease(lease)
@@ -215,13 +215,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="aidbox-operator", description="Kubernetes operator for highly available Aidbox."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="run the operator")
+def _add_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "-n",
         "--namespace",
@@ -252,6 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve Prometheus metrics at /metrics on this port (0: off)",
     )
     run.add_argument("--metrics-address", default="0.0.0.0", help="address for /metrics")
+    run.add_argument(
+        "--aidbox-health",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="read each ready pod's /health for the running Aidbox version (status."
+        "runningVersions); auto: on when running inside the cluster, where pods are reachable",
+    )
+    run.add_argument("-v", "--verbose", action="store_true")
+
+
+def _add_election_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--leader-elect",
         action=argparse.BooleanOptionalAction,
@@ -289,14 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="total time allowed for one API request, watches excepted (default 5; capped at "
         "half the renew deadline and at lease duration - renew deadline)",
     )
-    run.add_argument(
-        "--aidbox-health",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="read each ready pod's /health for the running Aidbox version (status."
-        "runningVersions); auto: on when running inside the cluster, where pods are reachable",
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aidbox-operator", description="Kubernetes operator for highly available Aidbox."
     )
-    run.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator")
+    _add_run_flags(run)
+    _add_election_flags(run)
     run.set_defaults(func=_cmd_run)
 
     render = sub.add_parser("render", help="print the manifests the operator would apply")

@@ -1,34 +1,30 @@
-"""kopf wiring only: the AidboxCluster watch, startup/cleanup and liveness.
+"""kopf wiring only: the operator's lifecycle (startup, cleanup, signals, the liveness
+endpoint).
 
-The AidboxCluster handler is a raw event handler (`@kopf.on.event`): kopf stores no progress,
-writes no annotations and adds no finalizers, so the operator's only writes are its own. The
-children, pods, ConfigMaps and Secrets come through the operator's own informers
-(reconcile/feeds.py), which let the API server filter them. The Controller de-duplicates events
-into a work queue and reconciles level-triggered.
+kopf runs the process; the runtime does all the watching. Every watch, the AidboxClusters'
+included, is one of the operator's own informers (reconcile/feeds.py), so there is one set of
+watch timeouts, one 410 path, one namespace rule, and the workers start only once every watch
+has listed. kopf registers no resource handler: it stores no progress, writes no annotations,
+adds no finalizers and posts no Events, so the operator's only writes are its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
-from aidbox_operator.model import API_GROUP, API_VERSION, PLURAL
-from aidbox_operator.reconcile import Controller, connect
-from aidbox_operator.reconcile.controller import DEFAULT_WORKERS
+from aidbox_operator.model.constants import FIELD_MANAGER
+from aidbox_operator.reconcile import Controller
 from aidbox_operator.reconcile.feeds import Informers
-from aidbox_operator.reconcile.kube import DEFAULT_REQUEST_TIMEOUT
-from aidbox_operator.reconcile.leader import ElectionTiming, LeaderElector
-
-
-def _body(event: kopf.RawEvent) -> dict[str, Any]:
-    return cast(dict[str, Any], event["object"])
+from aidbox_operator.runtime.client import DEFAULT_REQUEST_TIMEOUT, connect
+from aidbox_operator.runtime.leader import ElectionTiming, LeaderElector
+from aidbox_operator.runtime.workers import DEFAULT_WORKERS
 
 
 def _controller(memo: Any) -> Controller:
@@ -62,22 +58,19 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     options: RunOptions = memo.get("options") or RunOptions()
     # The operator posts its own Events, once per real change; kopf's would repeat.
     settings.posting.enabled = False
-    settings.watching.server_timeout = 600
-    settings.watching.client_timeout = 660
-    if options.namespaces and not any(set("*?[!,") & set(ns) for ns in options.namespaces):
-        # Exact namespace names: nothing to discover, so no cluster-wide Namespace list/watch
-        # (which single-namespace RBAC forbids: kopf would retry it with 403s).
-        settings.scanning.disabled = True
-    # "Handler succeeded" for every watch event is noise at INFO.
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    client = await connect(identity=options.identity, request_timeout=options.request_timeout)
+    # kopf watches nothing (no resource handlers), so it has no namespaces to discover either.
+    settings.scanning.disabled = True
+    client = await connect(
+        FIELD_MANAGER, identity=options.identity, request_timeout=options.request_timeout
+    )
     controller = Controller(client, workers=options.workers, aidbox_health=options.aidbox_health)
     memo["controller"] = controller
-    # -- informers (children, pods, ConfigMap/Secret metadata): before the workers start ------
-    informers = Informers(controller, options.namespaces)
-    informers.start()
+    # The informers start before the workers, which wait for every one to list once.
+    informers = Informers(
+        client, controller.store, controller.queue, controller.forget, options.namespaces
+    )
+    informers.start(controller.workers.caches_synced)
     memo["informers"] = informers
-    # -- end informers -----------------------------------------------------------------------
     if options.leader_lease:
         namespace, name = options.leader_lease.split("/", 1)
         controller.pause()  # standby until elected; watches keep the cache warm meanwhile
@@ -105,15 +98,8 @@ async def stop(memo: Any, **_: Any) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await elector  # releases the lease
     controller = _controller(memo)
-    # -- informers ---------------------------------------------------------------------------
     informers: Informers | None = memo.get("informers")
     if informers is not None:
         await informers.stop()
-    # -- end informers -----------------------------------------------------------------------
     await controller.stop()
     await controller.client.close()
-
-
-@kopf.on.event(API_GROUP, API_VERSION, PLURAL)
-async def cluster_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    _controller(memo).observe_cluster(event.get("type"), _body(event))

@@ -18,9 +18,11 @@ import sys
 from typing import Any
 
 from aidbox_operator import cli
-from aidbox_operator.reconcile import auth_keys, cluster, kube
-from aidbox_operator.reconcile.leader import LeaderElector
+from aidbox_operator.reconcile import auth_keys, cluster
 from aidbox_operator.reconcile.store import ConfigSummary
+from aidbox_operator.runtime import client as kube
+from aidbox_operator.runtime.kinds import SECRETS
+from aidbox_operator.runtime.leader import LeaderElector
 
 REMOVED = {p for p in os.environ.get("FAULTS_REMOVE", "").split(",") if p}
 KNOWN = {"guard", "catch-all", "timeout", "abort", "adopt"}
@@ -83,7 +85,7 @@ def _install() -> None:
             name = auth_keys.auth_keys_secret_name(aidbox)
             try:
                 return await self.client.create(
-                    kube.SECRETS, aidbox.namespace, auth_keys.build_keys_secret(aidbox, data)
+                    SECRETS, aidbox.namespace, auth_keys.build_keys_secret(aidbox, data)
                 )
             except kube.ApiError as err:
                 if err.conflict:

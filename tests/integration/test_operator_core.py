@@ -100,6 +100,25 @@ def test_create_gives_seed_deployment_service_and_ready_status(
     assert reasons.count("Created") >= 3  # keys Secret, Deployment, Service (and PDB)
 
 
+def test_new_namespace_matching_the_glob_is_served_within_5_s(
+    api_client: Any, namespace: str
+) -> None:
+    """The session operator watches `t-*`; this test's namespace was created after it started.
+    Its first AidboxCluster is served as soon as it arrives (one cluster-wide watch per kind,
+    filtered by the operator), not after a namespace discovery cycle (kopf's took ~60 s)."""
+    make_config(api_client, "aidbox", namespace)
+    started = time.monotonic()
+    create_cluster(api_client, "aidbox", namespace)
+    wait_for(
+        lambda: (get_cluster(api_client, "aidbox", namespace).get("status") or {}).get("phase"),
+        timeout=60,
+        interval=0.1,
+        message="a status for the cluster in a new namespace",
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed <= 5.0, f"a new t-* namespace was served after {elapsed:.1f} s"
+
+
 def test_scale_subresource(api_client: Any, namespace: str) -> None:
     make_config(api_client, "s", namespace)
     create_cluster(api_client, "s", namespace, replicas=1)

@@ -14,8 +14,10 @@ from urllib.parse import urlparse
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from aidbox_operator.reconcile.informer import Informer, Key, Scope
-from aidbox_operator.reconcile.kube import CONFIGMAPS, connect
+from aidbox_operator.model.constants import FIELD_MANAGER
+from aidbox_operator.runtime.client import connect
+from aidbox_operator.runtime.informer import Informer, Key, Scope
+from aidbox_operator.runtime.kinds import CONFIGMAPS
 from aidbox_sandbox.operator import received_since, tcp_received
 from helpers import wait_for
 from kube_helpers import create_cluster, get_cluster, make_config, wait_condition
@@ -115,7 +117,7 @@ class Recorder:
     def event(self, event_type: str, body: dict[str, Any]) -> None:
         self.events.append((event_type, body))
 
-    def relisted(self, scope: Scope, present: set[Key], resource_version: int) -> None:
+    def relisted(self, scope: Scope, present: set[Key], resource_version: str) -> None:
         self.relists.append(present)
 
     def names(self, event_type: str) -> list[str]:
@@ -132,7 +134,7 @@ async def test_informer_lists_watches_by_label_and_metadata_only(
     api_client: Any, own_namespace: str, sandbox_kubeconfig: Path
 ) -> None:
     core = client.CoreV1Api(api_client)
-    kube = await connect(str(sandbox_kubeconfig))
+    kube = await connect(FIELD_MANAGER, str(sandbox_kubeconfig))
     for name, labels in (("before", {"pick": "me"}), ("ignored", {})):
         meta = client.V1ObjectMeta(name=name, labels=labels)
         core.create_namespaced_config_map(

@@ -18,7 +18,9 @@ from typing import Any
 
 from aidbox_operator.model.constants import FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL
 from aidbox_operator.reconcile.controller import Controller
-from aidbox_operator.reconcile.kube import ApiError, KubeClient
+from aidbox_operator.reconcile.feeds import ChildFeed, ClusterFeed, PodFeed
+from aidbox_operator.reconcile.kinds import CHILDREN
+from aidbox_operator.runtime.client import ApiError, KubeClient
 
 KINDS = {
     "deployments": "Deployment",
@@ -60,6 +62,7 @@ def _merge(into: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 class FakeKube(KubeClient):
     def __init__(self) -> None:  # no ApiClient: nothing leaves the process
+        self.field_manager = FIELD_MANAGER
         self.requests: Counter[str] = Counter()
         self.objects: dict[ObjKey, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
@@ -234,22 +237,24 @@ class Harness:
     def _deliver(self, event: str | None, body: dict[str, Any]) -> None:
         kind = body["kind"]
         owned = (body["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+        # Feeds of the current controller (a test may replace it, as a restart does).
+        store, queue = self.controller.store, self.controller.queue
+        children = {k.kind: ChildFeed(store, queue, k) for k in CHILDREN}
         if kind == "AidboxCluster":
-            self.controller.observe_cluster(event, body)
+            ClusterFeed(store, queue, self.controller.forget).event(event or "ADDED", body)
         elif kind in ("ConfigMap", "Secret"):
             # As the config feed does: summaries of referenced objects, read in full.
             meta = body["metadata"]
             ref = (kind, meta["namespace"], meta["name"])
-            store = self.controller.store
             if store.is_referenced(*ref) and store.put_config(
                 *ref, None if event == "DELETED" else body
             ):
                 for cluster in sorted(store.references.get(ref, ())):
                     self.controller.queue.add(cluster)
         elif kind == "Pod" and owned:
-            self.controller.observe_pod(event, body)
-        elif kind in ("Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor") and owned:
-            self.controller.observe_child(event, body)
+            PodFeed(store, queue).event(event or "ADDED", body)
+        elif kind in children and owned:
+            children[kind].event(event or "ADDED", body)
 
     async def reconcile(self, name: str = "aidbox", namespace: str = "default") -> Any:
         self.sync()

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import asyncio
 
-from aidbox_operator.reconcile.diff import is_subset
-from aidbox_operator.reconcile.workqueue import WorkQueue
 from aidbox_operator.render import config_hash
+from aidbox_operator.runtime.diff import is_subset
+from aidbox_operator.runtime.workqueue import WorkQueue
 
 
 def test_subset_ignores_server_defaults() -> None:

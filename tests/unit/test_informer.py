@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from aidbox_operator.reconcile import informer as informer_module
-from aidbox_operator.reconcile.informer import Informer, Key, Scope
-from aidbox_operator.reconcile.kube import CONFIGMAPS, ApiError
+from aidbox_operator.runtime import backoff as backoff_module
+from aidbox_operator.runtime.client import ApiError
+from aidbox_operator.runtime.informer import Informer, Key, Scope
+from aidbox_operator.runtime.kinds import CONFIGMAPS
 
 
 def _item(name: str, version: int) -> dict[str, Any]:
@@ -51,13 +52,13 @@ class Recorder:
     def event(self, event_type: str, body: dict[str, Any]) -> None:
         self.events.append((event_type, body["metadata"]["name"]))
 
-    def relisted(self, scope: Scope, present: set[Key], resource_version: int) -> None:
+    def relisted(self, scope: Scope, present: set[Key], resource_version: str) -> None:
         self.relists.append(present)
 
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(informer_module, "MAX_BACKOFF", 0.01)
+    monkeypatch.setattr(backoff_module, "MAX_SECONDS", 0.01)
 
 
 async def _run(api: ScriptedApi, feed: Recorder, until: Any) -> Informer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kopf._cogs.structs.references import match_namespace
 
-from aidbox_operator.reconcile.informer import Scope, namespace_matches, scopes_for
+from aidbox_operator.runtime.informer import Scope, namespace_matches, scopes_for
 
 PATTERNS = [
     "t-*",

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from aidbox_operator.reconcile.kube import KubeClient, NotLeaderError, ResourceKind
-from aidbox_operator.reconcile.leader import ElectionTiming, LeaderElector
+from aidbox_operator.runtime.client import KubeClient, NotLeaderError
+from aidbox_operator.runtime.kinds import CONFIGMAPS, ResourceKind
+from aidbox_operator.runtime.leader import ElectionTiming, LeaderElector
 
 TIMING = ElectionTiming(lease_duration=0.75, renew_deadline=0.5, retry_period=0.05)
 
@@ -157,11 +158,11 @@ class RecordingApi:
 
 async def test_the_guard_refuses_writes_unsent_but_lets_reads_and_the_lease_through() -> None:
     api = RecordingApi()
-    kube = KubeClient(api)  # type: ignore[arg-type]
+    kube = KubeClient(api, "test")  # type: ignore[arg-type]
     kube.may_write = lambda: False
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "n"}}
     for write in (
-        kube.apply(cm),
+        kube.apply(CONFIGMAPS, cm),
         kube.request("POST", "/api/v1/namespaces/n/events", body={}),
         kube.request("DELETE", "/api/v1/namespaces/n/secrets/x"),
         kube.request("PATCH", "/api/v1/namespaces/n/secrets/x", body={}),

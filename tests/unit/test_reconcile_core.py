@@ -11,7 +11,7 @@ from fakeapi import Harness
 
 from aidbox_operator.model.constants import ADOPT_ANNOTATION, PAUSED_ANNOTATION
 from aidbox_operator.reconcile.fights import FIGHT_REPAIRS
-from aidbox_operator.reconcile.kube import ApiError
+from aidbox_operator.runtime.client import ApiError
 
 IMAGE = "healthsamurai/aidboxone:2510"
 
@@ -213,7 +213,8 @@ async def test_refused_child_is_reported_once_and_retried_with_backoff() -> None
     assert "spec.x: Invalid value" in h.condition("Degraded")["message"]
     assert h.status()["observedGeneration"] == 2 and h.condition("Ready")["status"] == "False"
     assert h.event_reasons().count("ApplyFailed") == 1
-    assert h.controller._backoff(("default", "aidbox")) > h.controller._backoff(("x", "y")) / 2
+    backoff = h.controller.workers.backoff
+    assert backoff(("default", "aidbox")) > backoff(("x", "y")) / 2
 
 
 @pytest.mark.parametrize("kind", ["Deployment", "Service", "PodDisruptionBudget", "Secret"])

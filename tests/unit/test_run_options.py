@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from aidbox_operator.cli import build_parser, election_timing, operator_namespace
-from aidbox_operator.reconcile.leader import ElectionTiming
+from aidbox_operator.runtime.leader import ElectionTiming
 
 
 def _run(*argv: str) -> object:

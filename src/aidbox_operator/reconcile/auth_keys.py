@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from aidbox_operator.model import AidboxCluster, parse_image_version
-from aidbox_operator.reconcile.kube import MERGE_PATCH, SECRETS, ApiError, KubeClient
 from aidbox_operator.reconcile.observe import Configs
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import ObjectStore
@@ -33,6 +32,8 @@ from aidbox_operator.render.secrets import (
     build_keys_secret,
     is_multibox,
 )
+from aidbox_operator.runtime.client import MERGE_PATCH, ApiError, KubeClient
+from aidbox_operator.runtime.kinds import SECRETS
 from aidbox_operator.status import Blocker
 from aidbox_operator.status.ownership import conflict_blocker, describe_holder
 

@@ -12,16 +12,13 @@ from aidbox_operator.model.constants import (
     CONFIG_HASH_ANNOTATION,
     FIELD_MANAGER,
 )
-from aidbox_operator.reconcile.diff import is_subset
 from aidbox_operator.reconcile.fights import WriterFights, fight_message
-from aidbox_operator.reconcile.kube import (
-    KINDS_BY_NAME,
-    PDBS,
-    SERVICE_MONITORS,
-    ApiError,
-)
+from aidbox_operator.reconcile.kinds import KINDS_BY_NAME
 from aidbox_operator.reconcile.observe import Lookups, Observer
 from aidbox_operator.reconcile.result import PassResult
+from aidbox_operator.runtime.client import ApiError
+from aidbox_operator.runtime.diff import is_subset
+from aidbox_operator.runtime.kinds import PDBS, SERVICE_MONITORS
 from aidbox_operator.status import Blocker
 from aidbox_operator.status.ownership import (
     Ownership,
@@ -155,7 +152,7 @@ class ChildApplier:
         if action == "Adopted":
             body = await self._adopt(child)
         else:
-            body = await self.client.apply(child.manifest)
+            body = await self.client.apply(KINDS_BY_NAME[child.manifest["kind"]], child.manifest)
         self.store.put_child(body)
         result.changes.append((action, f"{kind} {name}{note}"))
 
@@ -188,7 +185,7 @@ class ChildApplier:
             content_type=JSON_PATCH,
             verb="patch",
         )
-        return await self.client.apply(child.manifest)
+        return await self.client.apply(KINDS_BY_NAME[child.manifest["kind"]], child.manifest)
 
     def _action(self, child: Child) -> str:
         kind, namespace, name = child.key

@@ -19,14 +19,20 @@ from aidbox_operator.model import AidboxCluster, ClusterStatus
 from aidbox_operator.reconcile.aidbox_health import AidboxHealth
 from aidbox_operator.reconcile.auth_keys import KeysKeeper, KeysPlan, KeysRaced, plan_keys
 from aidbox_operator.reconcile.children import Child, ChildApplier
-from aidbox_operator.reconcile.events import EventRecorder
 from aidbox_operator.reconcile.fights import WriterFights
-from aidbox_operator.reconcile.kube import KubeClient
 from aidbox_operator.reconcile.observe import Configs, Lookups, Observer
 from aidbox_operator.reconcile.report import StatusReporter
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import Key, ObjectStore
-from aidbox_operator.render import RenderContext, config_hash, render_cluster, selector_string
+from aidbox_operator.render import (
+    RenderContext,
+    config_hash,
+    effective_replicas,
+    render_cluster,
+    selector_string,
+)
+from aidbox_operator.runtime.client import KubeClient
+from aidbox_operator.runtime.events import EventRecorder
 from aidbox_operator.status import (
     Blocker,
     Observation,
@@ -114,9 +120,8 @@ class ClusterReconciler:
         **extra: Any,
     ) -> Observation:
         deployment = await self._own_deployment(cluster, lookups)
-        replicas = cluster.spec.replicas
-        if not cluster.spec.manage_replicas and deployment is not None:
-            replicas = int(deployment["spec"].get("replicas", replicas))
+        running = (deployment or {}).get("spec", {}).get("replicas")
+        replicas = effective_replicas(cluster, None if running is None else int(running))
         key = (cluster.namespace, cluster.name)
         pods = tuple(self.store.pods.get(key, {}).values())
         return Observation(

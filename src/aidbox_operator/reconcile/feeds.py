@@ -1,13 +1,15 @@
-"""What the informers follow and where their events go: the Controller's store and queue.
+"""What the informers follow and where their events go: the store, and the work queue.
 
+- AidboxClusters: in full, in the operator's namespaces.
 - Deployments, Services, PodDisruptionBudgets, ServiceMonitors and Pods: only those labelled
   as the operator's (a server-side label selector), in full.
 - ConfigMaps and Secrets: metadata only. Most are nothing to the operator (Helm release
   Secrets are ~100 KB each and a cluster has thousands); of the ones an AidboxCluster
-  references, a newer resourceVersion is read with one GET and kept as a digest and key names.
+  references, a changed resourceVersion is read with one GET and kept as a digest and key names.
 
-The workers wait until every informer has listed once (`Controller.caches_synced`): a reconcile
-then never mistakes a child it has not received yet for a missing one.
+Every watch of the process is one of these informers (one set of timeouts, one 410 path, one
+namespace rule). The workers wait until each has listed once (`synced`): a reconcile then never
+mistakes a child it has not received yet for a missing one.
 """
 
 from __future__ import annotations
@@ -16,79 +18,117 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
 
 from aidbox_operator.model.constants import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
-from aidbox_operator.reconcile.controller import DELETED, Controller
-from aidbox_operator.reconcile.informer import Informer, Key, Scope, Shared, scopes_for
-from aidbox_operator.reconcile.kube import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
-    PDBS,
-    PODS,
-    SECRETS,
-    SERVICE_MONITORS,
-    SERVICES,
-    ApiError,
-    ResourceKind,
-)
-from aidbox_operator.reconcile.store import ChildKey
+from aidbox_operator.reconcile.kinds import AIDBOX_CLUSTERS, CHILDREN
+from aidbox_operator.reconcile.store import ChildKey, Key, ObjectStore, owner_key
+from aidbox_operator.runtime.backoff import backoff_delay
+from aidbox_operator.runtime.client import ApiError, KubeClient
+from aidbox_operator.runtime.informer import Informer, Scope, Shared, scopes_for
+from aidbox_operator.runtime.kinds import CONFIGMAPS, PODS, SECRETS, ResourceKind
+from aidbox_operator.runtime.versions import resource_version
+from aidbox_operator.runtime.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
+DELETED = "DELETED"
 OWNED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-CHILDREN = (DEPLOYMENTS, SERVICES, PDBS, SERVICE_MONITORS)
+# A referenced ConfigMap/Secret that cannot be read is tried again at most this often.
+READ_RETRY_CAP = 30.0
 
 
-def _resource_version(body: dict[str, Any]) -> int:
-    try:
-        return int(body["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return -1
+class ClusterFeed:
+    """AidboxClusters in; each change queues its cluster, a deletion forgets it everywhere."""
+
+    def __init__(
+        self, store: ObjectStore, queue: WorkQueue[Key], forget: Callable[[Key], None]
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.forget = forget
+
+    def event(self, event_type: str, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if event_type == DELETED:
+            self.store.drop_cluster(key)
+            self.forget(key)
+            return
+        self.store.put_cluster(body)
+        self.queue.add(key)
+
+    def relisted(self, scope: Scope, present: set[Key], resource_version: str) -> None:
+        for key in self.store.cluster_keys():
+            if scope.accepts(key[0]) and key not in present:
+                self.event(DELETED, {"metadata": {"namespace": key[0], "name": key[1]}})
 
 
 class ChildFeed:
-    def __init__(self, controller: Controller, kind: ResourceKind) -> None:
-        self.controller = controller
+    """The operator's children of one kind in; each change queues the owning cluster."""
+
+    def __init__(self, store: ObjectStore, queue: WorkQueue[Key], kind: ResourceKind) -> None:
+        self.store = store
+        self.queue = queue
         self.kind = kind.kind
 
     def event(self, event_type: str, body: dict[str, Any]) -> None:
-        self.controller.observe_child(event_type, body)
+        owner = owner_key(body)
+        if owner is None:
+            return
+        meta = body["metadata"]
+        if event_type == DELETED:
+            self.store.drop_child(body["kind"], meta["namespace"], meta["name"])
+        else:
+            self.store.put_child(body)
+        if self.store.has_cluster(owner):
+            self.queue.add(owner)
 
-    def relisted(self, scope: Scope, present: set[Key], resource_version: int) -> None:
-        store = self.controller.store
-        for kind, namespace, name in store.child_keys(self.kind):
+    def relisted(self, scope: Scope, present: set[Key], resource_version: str) -> None:
+        for kind, namespace, name in self.store.child_keys(self.kind):
             if scope.accepts(namespace) and (namespace, name) not in present:
-                body = store.child(kind, namespace, name)
+                body = self.store.child(kind, namespace, name)
                 if body is not None:
-                    self.controller.observe_child(DELETED, body)
+                    self.event(DELETED, body)
 
 
 class PodFeed:
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
+    """The clusters' pods in, as summaries; each change queues the owning cluster."""
+
+    def __init__(self, store: ObjectStore, queue: WorkQueue[Key]) -> None:
+        self.store = store
+        self.queue = queue
 
     def event(self, event_type: str, body: dict[str, Any]) -> None:
-        self.controller.observe_pod(event_type, body)
+        owner = owner_key(body)
+        if owner is None:
+            return
+        if event_type == DELETED:
+            self.store.drop_pod(owner, body["metadata"]["name"])
+        else:
+            self.store.put_pod(owner, body)
+        if self.store.has_cluster(owner):
+            self.queue.add(owner)
 
-    def relisted(self, scope: Scope, present: set[Key], resource_version: int) -> None:
-        for (namespace, cluster), pods in list(self.controller.store.pods.items()):
+    def relisted(self, scope: Scope, present: set[Key], resource_version: str) -> None:
+        for (namespace, cluster), pods in list(self.store.pods.items()):
             if not scope.accepts(namespace):
                 continue
             for name in [n for n in pods if (namespace, n) not in present]:
                 labels = {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: cluster}
                 gone = {"metadata": {"namespace": namespace, "name": name, "labels": labels}}
-                self.controller.observe_pod(DELETED, gone)
+                self.event(DELETED, gone)
 
 
 class ReferencedConfigs:
     """ConfigMap/Secret metadata in; summaries of the referenced ones in the store."""
 
-    def __init__(self, controller: Controller) -> None:
-        self.controller = controller
-        self.store = controller.store
+    def __init__(self, client: KubeClient, store: ObjectStore, queue: WorkQueue[Key]) -> None:
+        self.client = client
+        self.store = store
+        self.queue = queue
         self._reading: dict[ChildKey, asyncio.Task[None]] = {}
         self._again: set[ChildKey] = set()
 
@@ -100,25 +140,27 @@ class ReferencedConfigs:
         if not self.store.is_referenced(*ref):
             self.store.configs.pop(ref, None)  # nobody points at it (any more)
             return
-        version = _resource_version(meta)
+        version = resource_version(meta)
         if event_type == DELETED:
             self._record(ref, None, version)
+            if ref in self._reading:
+                self._again.add(ref)  # a read under way may answer with the old object
             return
         known = self.store.configs.get(ref)
-        if known is None or version > known.resource_version:
+        if known is None or version != known.resource_version:
             self._read(ref)
 
-    def relisted(self, kind: ResourceKind, scope: Scope, present: set[Key], version: int) -> None:
+    def relisted(self, kind: ResourceKind, scope: Scope, present: set[Key], version: str) -> None:
         for ref in list(self.store.references):
             ref_kind, namespace, name = ref
             vanished = (namespace, name) not in present
             if ref_kind == kind.kind and scope.accepts(namespace) and vanished:
                 self._record(ref, None, version)
 
-    def _record(self, ref: ChildKey, body: dict[str, Any] | None, deleted_at: int = -1) -> None:
+    def _record(self, ref: ChildKey, body: dict[str, Any] | None, deleted_at: str = "") -> None:
         if self.store.put_config(*ref, body, deleted_at=deleted_at):
             for cluster in sorted(self.store.references.get(ref, ())):
-                self.controller.queue.add(cluster)
+                self.queue.add(cluster)
 
     def _read(self, ref: ChildKey) -> None:
         if ref in self._reading:
@@ -133,14 +175,13 @@ class ReferencedConfigs:
             while self.store.is_referenced(*ref):
                 self._again.discard(ref)
                 try:
-                    body = await self.controller.client.get(
+                    body = await self.client.get(
                         SECRETS if kind == "Secret" else CONFIGMAPS, namespace, name
                     )
                 except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as err:
                     failures += 1
-                    delay = min(30.0, 0.5 * 2**failures)
                     log.warning("reading %s %s/%s: %s", kind, namespace, name, err)
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(backoff_delay(failures + 1, cap=READ_RETRY_CAP))
                     continue
                 self._record(ref, body)
                 if ref not in self._again:
@@ -165,28 +206,35 @@ class ConfigFeed:
     def event(self, event_type: str, body: dict[str, Any]) -> None:
         self.configs.observe(self.kind, event_type, body)
 
-    def relisted(self, scope: Scope, present: set[Key], resource_version: int) -> None:
+    def relisted(self, scope: Scope, present: set[Key], resource_version: str) -> None:
         self.configs.relisted(self.kind, scope, present, resource_version)
 
 
 class Informers:
-    """Every informer of one operator process; `start` before the Controller's workers."""
+    """Every informer of one operator process; `start` before the workers."""
 
-    def __init__(self, controller: Controller, namespaces: Sequence[str] = ()) -> None:
-        self.controller = controller
-        self.configs = ReferencedConfigs(controller)
+    def __init__(
+        self,
+        client: KubeClient,
+        store: ObjectStore,
+        queue: WorkQueue[Key],
+        forget: Callable[[Key], None],
+        namespaces: Sequence[str] = (),
+    ) -> None:
+        self.configs = ReferencedConfigs(client, store, queue)
         self.informers: list[Informer] = []
-        client = controller.client
         shared = self.shared = Shared()
         for scope in scopes_for(namespaces):
+            clusters = ClusterFeed(store, queue, forget)
+            self.informers.append(Informer(client, AIDBOX_CLUSTERS, scope, clusters, shared=shared))
             for kind in CHILDREN:
-                feed = ChildFeed(controller, kind)
+                feed = ChildFeed(store, queue, kind)
                 self.informers.append(
                     Informer(
                         client, kind, scope, feed, label_selector=OWNED_SELECTOR, shared=shared
                     )
                 )
-            pods = PodFeed(controller)
+            pods = PodFeed(store, queue)
             self.informers.append(
                 Informer(client, PODS, scope, pods, label_selector=OWNED_SELECTOR, shared=shared)
             )
@@ -197,17 +245,18 @@ class Informers:
                 )
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
-        self.controller.caches_synced.clear()
+    def start(self, synced: asyncio.Event) -> None:
+        """Run every informer; `synced` is set once each has listed once."""
+        synced.clear()
         self._tasks = [
             asyncio.create_task(i.run(), name=f"informer-{i.name}") for i in self.informers
         ]
-        self._tasks.append(asyncio.create_task(self._announce_synced(), name="informers-synced"))
+        self._tasks.append(asyncio.create_task(self._announce(synced), name="informers-synced"))
 
-    async def _announce_synced(self) -> None:
+    async def _announce(self, synced: asyncio.Event) -> None:
         started = time.monotonic()
         await asyncio.gather(*(i.synced.wait() for i in self.informers))
-        self.controller.caches_synced.set()
+        synced.set()
         log.info(
             "caches synced: %d informers in %.1fs", len(self.informers), time.monotonic() - started
         )

@@ -6,9 +6,10 @@ from typing import Any
 
 from aidbox_operator.model import AidboxCluster
 from aidbox_operator.model.constants import MANAGED_BY, MANAGED_BY_LABEL
-from aidbox_operator.reconcile.kube import KINDS_BY_NAME, KubeClient
+from aidbox_operator.reconcile.kinds import KINDS_BY_NAME
 from aidbox_operator.reconcile.store import ChildKey, ConfigSummary, ObjectStore
 from aidbox_operator.render.secrets import auth_keys_secret_name
+from aidbox_operator.runtime.client import KubeClient
 
 Configs = dict[ChildKey, ConfigSummary]
 # What one pass read of names the cache does not hold (None: nothing there).

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from aidbox_operator.model import ClusterStatus
-from aidbox_operator.reconcile.events import EventRecorder
-from aidbox_operator.reconcile.kube import ApiError, KubeClient
-from aidbox_operator.reconcile.result import CLUSTERS, PassResult
+from aidbox_operator.reconcile.kinds import AIDBOX_CLUSTERS
+from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import ObjectStore
+from aidbox_operator.runtime.client import ApiError, KubeClient
+from aidbox_operator.runtime.events import EventRecorder
 from aidbox_operator.status import Observation, compute_status, transition_events
 
 
@@ -58,7 +59,7 @@ class StatusReporter:
         meta = body["metadata"]
         try:
             updated = await self.client.patch_status(
-                CLUSTERS, meta["namespace"], meta["name"], status.to_api()
+                AIDBOX_CLUSTERS, meta["namespace"], meta["name"], status.to_api()
             )
         except ApiError as err:
             if err.not_found:

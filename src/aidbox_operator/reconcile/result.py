@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aidbox_operator.model.constants import API_GROUP, API_VERSION, PLURAL
-from aidbox_operator.reconcile.kube import ResourceKind
-
-CLUSTERS = ResourceKind(f"{API_GROUP}/{API_VERSION}", "AidboxCluster", PLURAL)
-
 
 @dataclass
 class PassResult:

@@ -29,10 +29,11 @@ class RenderContext:
     observed_replicas: int | None = None
 
 
-def effective_replicas(cluster: AidboxCluster, context: RenderContext) -> int:
-    """The replica count decisions follow: the spec's, unless another controller owns it."""
-    if not cluster.spec.manage_replicas and context.observed_replicas is not None:
-        return context.observed_replicas
+def effective_replicas(cluster: AidboxCluster, observed_replicas: int | None) -> int:
+    """The replica count decisions follow: the spec's, unless another controller (an
+    autoscaler; manageReplicas: false) owns it and the Deployment says what it chose."""
+    if not cluster.spec.manage_replicas and observed_replicas is not None:
+        return observed_replicas
     return cluster.spec.replicas
 
 
@@ -44,7 +45,7 @@ def render_cluster(
         build_deployment(cluster, context.config_hash, context.generated_keys),
         build_service(cluster),
     ]
-    if wants_disruption_budget(cluster, effective_replicas(cluster, context)):
+    if wants_disruption_budget(cluster, effective_replicas(cluster, context.observed_replicas)):
         manifests.append(build_disruption_budget(cluster))
     if wants_service_monitor(cluster):
         manifests.append(build_service_monitor(cluster))

@@ -17,6 +17,8 @@ class WorkQueue(Generic[K]):
         self._active: set[K] = set()
         self._dirty: set[K] = set()
         self._timers: dict[K, asyncio.TimerHandle] = {}
+        # When each timer fires (loop time): a shorter delay replaces a later timer.
+        self._due: dict[K, float] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -32,15 +34,22 @@ class WorkQueue(Generic[K]):
         self._queue.put_nowait(key)
 
     def add_after(self, key: K, delay: float) -> None:
-        if key in self._timers:
-            return
+        """Queue `key` after `delay` seconds; of several pending delays the earliest wins (a
+        0.1 s retry never waits behind a 60 s backoff)."""
         loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        if key in self._timers:
+            if self._due[key] <= due:
+                return
+            self._timers.pop(key).cancel()
 
         def fire() -> None:
             self._timers.pop(key, None)
+            self._due.pop(key, None)
             self.add(key)
 
         self._timers[key] = loop.call_later(delay, fire)
+        self._due[key] = due
 
     async def get(self) -> K:
         key = await self._queue.get()
@@ -56,6 +65,7 @@ class WorkQueue(Generic[K]):
 
     def forget(self, key: K) -> None:
         timer = self._timers.pop(key, None)
+        self._due.pop(key, None)
         if timer:
             timer.cancel()
 

@@ -18,7 +18,6 @@ import os
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,9 +26,8 @@ from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
 from aidbox_operator.metrics import API_RECEIVED_BYTES, API_REQUESTS
-from aidbox_operator.model.constants import FIELD_MANAGER
+from aidbox_operator.runtime.kinds import ResourceKind
 
-USER_AGENT = "aidbox-operator"
 # Well below the default renew deadline (10 s): a request that hangs fails in time for the
 # elector to notice, and a write sent by a leader is answered or abandoned before the lease
 # could pass to another replica (lease duration - renew deadline = 5 s by default).
@@ -39,40 +37,6 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LEASE_VERB = "lease"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
-
-
-@dataclass(frozen=True)
-class ResourceKind:
-    """Where a kind lives in the API."""
-
-    api_version: str
-    kind: str
-    plural: str
-    namespaced: bool = True
-
-    def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
-        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{name}"
-        if sub:
-            base += f"/{sub}"
-        return base
-
-
-DEPLOYMENTS = ResourceKind("apps/v1", "Deployment", "deployments")
-SERVICES = ResourceKind("v1", "Service", "services")
-PDBS = ResourceKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
-SECRETS = ResourceKind("v1", "Secret", "secrets")
-CONFIGMAPS = ResourceKind("v1", "ConfigMap", "configmaps")
-PODS = ResourceKind("v1", "Pod", "pods")
-EVENTS = ResourceKind("v1", "Event", "events")
-SERVICE_MONITORS = ResourceKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
-KINDS_BY_NAME = {
-    k.kind: k for k in (DEPLOYMENTS, SERVICES, PDBS, SECRETS, CONFIGMAPS, PODS, SERVICE_MONITORS)
-}
 
 
 class ApiError(Exception):
@@ -111,10 +75,13 @@ class KubeClient:
     def __init__(
         self,
         api_client: aio_client.ApiClient,
+        field_manager: str,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         connector: aiohttp.BaseConnector | None = None,
     ) -> None:
         self._api = api_client
+        # Every write names this manager: server-side apply then knows one owner of our fields.
+        self.field_manager = field_manager
         self._connector = connector
         self.request_timeout = request_timeout
         # Asked before every write; the leader elector installs its own (without election
@@ -182,14 +149,13 @@ class KubeClient:
                 return None
             raise
 
-    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply under the operator's single field manager."""
-        kind = KINDS_BY_NAME[manifest["kind"]]
+    async def apply(self, kind: ResourceKind, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply under the client's single field manager."""
         meta = manifest["metadata"]
         return await self.request(
             "PATCH",
             kind.path(meta["namespace"], meta["name"]),
-            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            query={"fieldManager": self.field_manager, "force": "true"},
             body=manifest,
             content_type=APPLY_PATCH,
             verb="apply",
@@ -201,7 +167,7 @@ class KubeClient:
         return await self.request(
             "POST",
             kind.path(namespace),
-            query={"fieldManager": FIELD_MANAGER},
+            query={"fieldManager": self.field_manager},
             body=body,
             verb="create",
         )
@@ -219,13 +185,13 @@ class KubeClient:
         return await self.request(
             "PATCH",
             kind.path(namespace, name, "status"),
-            query={"fieldManager": FIELD_MANAGER},
+            query={"fieldManager": self.field_manager},
             body={"status": status},
             content_type=MERGE_PATCH,
             verb="patch",
         )
 
-    # -- watch streams (reconcile/informer.py) -------------------------------------------------
+    # -- watch streams (runtime/informer.py) -------------------------------------------------
     async def watch(
         self,
         path: str,
@@ -286,6 +252,7 @@ def _api_error(status: int, reason: str, raw: bytes) -> ApiError:
 
 
 async def connect(
+    field_manager: str,
     kubeconfig: str | None = None,
     context: str | None = None,
     identity: str = "",
@@ -293,7 +260,7 @@ async def connect(
 ) -> KubeClient:
     """In-cluster credentials when running in a pod, otherwise KUBECONFIG or ~/.kube/config.
 
-    The user agent names the replica (`aidbox-operator/<identity>`), so the API server's audit
+    The user agent names the replica (`<field manager>/<identity>`), so the API server's audit
     log tells which replica made each request."""
     configuration = aio_client.Configuration()
     if (
@@ -326,8 +293,8 @@ async def connect(
         socket_factory=_abortive_socket,
     )
     configuration.client_session_kwargs = {**session, "connector": connector}
-    api.user_agent = f"{USER_AGENT}/{identity}" if identity else USER_AGENT
-    return KubeClient(api, request_timeout, connector)
+    api.user_agent = f"{field_manager}/{identity}" if identity else field_manager
+    return KubeClient(api, field_manager, request_timeout, connector)
 
 
 def _abortive_socket(addr_info: Any) -> socket.socket:

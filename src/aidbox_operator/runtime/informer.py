@@ -1,9 +1,10 @@
 """List+watch of one kind in one scope: the operator's own informer (client-go's reflector).
 
-Why not kopf's watches for these kinds: kopf filters labels on the client, so it receives
-every Pod of the cluster, and it has no metadata-only watches, so following Secrets means
-receiving every Helm release Secret in full. Here the API server does the filtering: a label
-selector, and for ConfigMaps and Secrets PartialObjectMetadata (no data at all).
+Why not kopf's watches: kopf filters labels on the client, so it receives every Pod of the
+cluster, and it has no metadata-only watches, so following Secrets means receiving every Helm
+release Secret in full. Here the API server does the filtering: a label selector, and for
+ConfigMaps and Secrets PartialObjectMetadata (no data at all). And one watch stack for every kind
+means one set of timeouts, one 410 path, one namespace rule, and one moment when all have listed.
 
 Semantics: a paginated LIST gives the complete state in scope and a resourceVersion (the feed
 is told what is present, so it can drop what vanished while nobody watched); a WATCH goes on
@@ -24,18 +25,20 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from aidbox_operator.reconcile.kube import ApiError, KubeClient, ResourceKind
+from aidbox_operator.runtime.backoff import backoff_delay
+from aidbox_operator.runtime.client import ApiError, KubeClient
+from aidbox_operator.runtime.kinds import CRDS, ResourceKind
+from aidbox_operator.runtime.versions import resource_version
 
 log = logging.getLogger(__name__)
 
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
-CRDS = ResourceKind(
-    "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions"
-)
 # The API server then sends bookmarks about once a minute: a longer silence is a dead link.
 READ_TIMEOUT = 180.0
-MAX_BACKOFF = 60.0
+# The server ends each watch after this long (plus up to a minute, spread): one figure for
+# every watch of the process.
+WATCH_SECONDS = 600
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -45,9 +48,10 @@ class Gone(Exception):
 
 
 def namespace_matches(name: str, pattern: str) -> bool:
-    """kopf's namespace pattern rules, so the informers serve exactly kopf's namespaces:
-    comma-separated globs; `!glob` excludes; a leading exclusion implies a leading `*`; an
-    inclusive glob after the first re-admits only names the first one admitted."""
+    """`--namespace` patterns, with the rules kopf gave them when kopf did the watching (so
+    existing flags keep their meaning): comma-separated globs; `!glob` excludes; a leading
+    exclusion implies a leading `*`; an inclusive glob after the first re-admits only names
+    the first one admitted."""
     globs = [g.strip() for g in pattern.split(",")]
     if globs[0].startswith("!"):
         globs.insert(0, "*")
@@ -93,12 +97,8 @@ def scopes_for(patterns: Sequence[str]) -> list[Scope]:
 class Feed(Protocol):
     def event(self, event_type: str, body: dict[str, Any]) -> None: ...
 
-    def relisted(self, scope: Scope, present: set[Key], resource_version: int) -> None:
+    def relisted(self, scope: Scope, present: set[Key], resource_version: str) -> None:
         """A LIST completed: `present` is everything in scope at `resource_version`."""
-
-
-def _resource_version(body: dict[str, Any]) -> str:
-    return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
 
 class Shared:
@@ -125,7 +125,7 @@ class Informer:
         label_selector: str = "",
         metadata_only: bool = False,
         page_size: int = 500,
-        watch_seconds: int = 600,
+        watch_seconds: int = WATCH_SECONDS,
         shared: Shared | None = None,
     ) -> None:
         self.shared = shared or Shared()
@@ -170,7 +170,7 @@ class Informer:
                 await self._backoff(failures, err)
 
     async def _backoff(self, failures: int, err: BaseException) -> None:
-        delay = min(MAX_BACKOFF, 0.5 * 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
+        delay = backoff_delay(failures, jitter=0.2)
         level = logging.INFO if failures == 1 else logging.WARNING
         log.log(level, "%s: %s; reconnecting in %.1fs", self.name, err or type(err), delay)
         await asyncio.sleep(delay)
@@ -179,7 +179,7 @@ class Informer:
         """Not served (404) or not permitted (403): there is nothing to follow, so do not hold
         the workers; the reconciles report what is missing."""
         self.synced.set()
-        group = self.kind.api_version.rpartition("/")[0]
+        group = self.kind.group
         if err.status == 404 and "." in group:
             crd = f"{self.kind.plural}.{group}"
             wait = self.shared.crd_waits.get(crd)
@@ -201,7 +201,7 @@ class Informer:
         )
         if listing.get("items"):
             return False
-        version = _resource_version(listing)
+        version = resource_version(listing)
         while True:
             watch = {**query, "resourceVersion": version, "allowWatchBookmarks": "true"}
             watch["timeoutSeconds"] = str(self.watch_seconds)
@@ -210,7 +210,7 @@ class Informer:
                     return True
                 if event.get("type") == "ERROR":
                     raise Gone
-                version = _resource_version(event.get("object") or {}) or version
+                version = resource_version(event.get("object") or {}) or version
 
     def _query(self) -> dict[str, Any]:
         return {"labelSelector": self.label_selector} if self.label_selector else {}
@@ -239,8 +239,8 @@ class Informer:
             if not token:
                 break
             query["continue"] = token
-        version = _resource_version(page)
-        self.feed.relisted(self.scope, present, int(version or -1))
+        version = resource_version(page)
+        self.feed.relisted(self.scope, present, version)
         return version
 
     async def _watch(self, version: str) -> str:
@@ -277,7 +277,7 @@ class Informer:
                 str(body.get("reason", "")),
                 str(body.get("message", "")),
             )
-        version = _resource_version(body) or version
+        version = resource_version(body) or version
         if event_type != "BOOKMARK":
             self._deliver(event_type, body)
         return version

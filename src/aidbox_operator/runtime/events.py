@@ -1,5 +1,5 @@
-"""Kubernetes Events about an AidboxCluster. Called only for real changes and transitions,
-so nothing repeats in a loop."""
+"""Kubernetes Events about the objects a controller manages, posted in the background. Callers
+post only real changes and transitions, so nothing repeats in a loop."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import os
 import socket
 from typing import Any
 
-from aidbox_operator.model.constants import FIELD_MANAGER
-from aidbox_operator.reconcile.kube import EVENTS, ApiError, KubeClient, NotLeaderError
+from aidbox_operator.runtime.client import ApiError, KubeClient, NotLeaderError
+from aidbox_operator.runtime.kinds import EVENTS
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 1024
@@ -19,16 +19,21 @@ MAX_MESSAGE = 1024
 class EventRecorder:
     """Posts Events in the background: a reconcile does not wait for them."""
 
-    def __init__(self, client: KubeClient, concurrency: int = 16) -> None:
+    def __init__(
+        self, client: KubeClient, component: str, log_key: str = "object", concurrency: int = 16
+    ) -> None:
         self._client = client
+        self._component = component
+        # The log record attribute that names the object (the log formatter prints it).
+        self._log_key = log_key
         self._instance = os.environ.get("POD_NAME") or socket.gethostname()
         self._slots = asyncio.Semaphore(concurrency)
         self._pending: set[asyncio.Task[None]] = set()
 
     async def record(
-        self, cluster: dict[str, Any], type_: str, reason: str, message: str, now: str
+        self, subject: dict[str, Any], type_: str, reason: str, message: str, now: str
     ) -> None:
-        task = asyncio.create_task(self._post(cluster, type_, reason, message, now))
+        task = asyncio.create_task(self._post(subject, type_, reason, message, now))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -38,16 +43,16 @@ class EventRecorder:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def _post(
-        self, cluster: dict[str, Any], type_: str, reason: str, message: str, now: str
+        self, subject: dict[str, Any], type_: str, reason: str, message: str, now: str
     ) -> None:
-        meta = cluster["metadata"]
+        meta = subject["metadata"]
         event = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": cluster["apiVersion"],
-                "kind": cluster["kind"],
+                "apiVersion": subject["apiVersion"],
+                "kind": subject["kind"],
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta.get("uid"),
@@ -55,8 +60,8 @@ class EventRecorder:
             "type": type_,
             "reason": reason,
             "message": message[:MAX_MESSAGE],
-            "source": {"component": FIELD_MANAGER},
-            "reportingComponent": FIELD_MANAGER,
+            "source": {"component": self._component},
+            "reportingComponent": self._component,
             "reportingInstance": self._instance[:128],
             "firstTimestamp": now,
             "lastTimestamp": now,
@@ -67,7 +72,7 @@ class EventRecorder:
             "%s: %s",
             reason,
             message,
-            extra={"namespace": meta["namespace"], "cluster": meta["name"]},
+            extra={"namespace": meta["namespace"], self._log_key: meta["name"]},
         )
         try:
             async with self._slots:

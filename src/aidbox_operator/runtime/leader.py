@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aidbox_operator.metrics import LEADER
-from aidbox_operator.reconcile.kube import LEASE_VERB, ApiError, KubeClient, ResourceKind
+from aidbox_operator.runtime.client import LEASE_VERB, ApiError, KubeClient
+from aidbox_operator.runtime.kinds import LEASES
 
 log = logging.getLogger(__name__)
-LEASES = ResourceKind("coordination.k8s.io/v1", "Lease", "leases")
 # client-go's JitterFactor: candidates spread their polls by up to 20 % of the retry period.
 JITTER = 1.2
 
