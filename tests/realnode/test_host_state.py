@@ -19,7 +19,7 @@ from helpers import wait_for
 
 
 def _leftovers(real_nodes: Any) -> list[str]:
-    ident = identity(real_nodes.sandbox.state_dir)
+    ident = identity(real_nodes.cluster.state_dir)
     found = [f"holder {pid}" for pid in nodehost.holders_under(real_nodes.root)]
     found += [
         f"cgroup {h / name}"
@@ -42,7 +42,7 @@ def test_real_nodes_leave_host_state_as_found(real_nodes: Any) -> None:
     real_nodes.down()
     assert _leftovers(real_nodes) == []
     baseline = snapshot()
-    ident = identity(real_nodes.sandbox.state_dir)
+    ident = identity(real_nodes.cluster.state_dir)
     # While the nodes run, their host-side veths and their cgroups exist; nothing else may.
     ours = rf"abx{ident[:6]}n\d|/aidbox-{ident}-n\d"
     # Anything that differs between two idle readings is noise, not the nodes' doing.
@@ -64,7 +64,7 @@ def test_real_nodes_leave_host_state_as_found(real_nodes: Any) -> None:
     assert _leftovers(real_nodes) == []
 
     # A crash half-way: the process starting the nodes is killed once the second holder exists.
-    state_dir = real_nodes.sandbox.state_dir
+    state_dir = real_nodes.cluster.state_dir
     code = (
         "from pathlib import Path\n"
         "from aidbox_sandbox import Sandbox\n"

@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import aidbox_sandbox as sandbox
-from aidbox_sandbox import build, core, pki
+from aidbox_sandbox import build, controlplane, kubeapi, pki
 
 
 def test_versions() -> None:
@@ -56,7 +56,7 @@ def test_certificates(tmp_path: Path) -> None:
 
 
 def test_stages_load_and_not_ready_stage_wins() -> None:
-    docs = core.stage_documents()
+    docs = controlplane.stage_documents()
     names = {d["metadata"]["name"] for d in docs}
     assert {
         "sandbox-node-initialize",
@@ -73,8 +73,10 @@ def test_stages_load_and_not_ready_stage_wins() -> None:
 
 
 def test_nodes_spread_over_zones() -> None:
-    nodes = [core.node_manifest(i) for i in range(6)]
-    assert [n["metadata"]["labels"][core.ZONE_LABEL] for n in nodes[:3]] == list(core.ZONES)
+    nodes = [controlplane.node_manifest(i) for i in range(6)]
+    assert [n["metadata"]["labels"][controlplane.ZONE_LABEL] for n in nodes[:3]] == list(
+        controlplane.ZONES
+    )
     assert len({n["metadata"]["labels"]["kubernetes.io/hostname"] for n in nodes}) == 6
     assert len({n["status"]["addresses"][0]["address"] for n in nodes}) == 6
     assert nodes[0]["metadata"]["labels"]["type"] == "kwok"
@@ -82,17 +84,19 @@ def test_nodes_spread_over_zones() -> None:
 
 
 def test_kubeconfigs(tmp_path: Path) -> None:
-    cfg = core.kubeconfig_dict("https://127.0.0.1:1234", b"PEM", {"token": "t"})
+    cfg = kubeapi.kubeconfig_dict("https://127.0.0.1:1234", b"PEM", {"token": "t"})
     assert cfg["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:1234"
-    box = core.Sandbox(state_dir=tmp_path / "sb")
+    box = sandbox.Sandbox(state_dir=tmp_path / "sb")
     with pytest.raises(sandbox.SandboxError, match="not up"):
         box.write_token_kubeconfig(tmp_path / "x", "t")
-    assert core.AUDIT_POLICY["omitStages"] == ["RequestReceived"]
-    assert yaml.safe_load(yaml.safe_dump(core.AUDIT_POLICY))["rules"] == [{"level": "Metadata"}]
+    assert controlplane.AUDIT_POLICY["omitStages"] == ["RequestReceived"]
+    assert yaml.safe_load(yaml.safe_dump(controlplane.AUDIT_POLICY))["rules"] == [
+        {"level": "Metadata"}
+    ]
 
 
 def test_status_of_never_started_sandbox(tmp_path: Path) -> None:
-    box = core.Sandbox(state_dir=tmp_path / "sb")
+    box = sandbox.Sandbox(state_dir=tmp_path / "sb")
     st = box.status()
     assert not st.running and st.processes == [] and st.rss_mb == 0
     box.down()  # no-op, must not raise

@@ -4,15 +4,15 @@ simulating nodes and kubelets. Everything listens on 127.0.0.1 only. See docs/sa
 """
 
 from .build import ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION
-from .core import (
+from .controlplane import (
     NOT_READY_LABEL,
     ZONE_LABEL,
     ZONES,
     ProcessStatus,
-    Sandbox,
     SandboxStatus,
 )
 from .errors import PortBusyError, SandboxError
+from .sandbox import Sandbox
 
 __all__ = [
     "ETCD_VERSION",

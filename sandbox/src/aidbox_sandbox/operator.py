@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .core import free_port
+from .kubeapi import free_port
 
 # The operator's write requests, by the verb label of aidbox_operator_api_requests_total.
 WRITE_VERBS = ("apply", "create", "patch", "update", "delete")

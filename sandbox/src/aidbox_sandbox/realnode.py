@@ -5,6 +5,10 @@ tolerate it run there, kwok nodes stay the default. Images come from local OCI t
 
 Everything a node leaves on the host is named after the sandbox's state folder (identity()), so
 `down()` finds it again even when the recorded state was lost in a crash.
+
+What the nodes need of the control plane is ClusterAccess (folders, certificates, the API
+server); what the API server needs for them is kubelet_access_flags(). Neither side imports
+the other: the orchestrator (sandbox.py) joins them.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 
 from . import build, hostdeps, images, nodehost, pki
 from .errors import SandboxError
+from .kubeapi import KubeApi, kubeconfig_dict
 from .nodeconfig import (
     CLUSTER_DNS,
     REAL_NODE_LABEL,
@@ -36,17 +41,43 @@ from .nodeconfig import (
     write_json,
 )
 
-if TYPE_CHECKING:
-    from .core import Sandbox
-
 Progress = Callable[[str], None]
 ZONES = ("zone-a", "zone-b", "zone-c")
 
 
+class ClusterAccess(Protocol):
+    """What real nodes use of the sandbox's control plane (ControlPlane and Sandbox have it)."""
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    @property
+    def logs_dir(self) -> Path: ...
+
+    @property
+    def pki(self) -> pki.PkiPaths: ...
+
+    @property
+    def api_server_url(self) -> str | None: ...
+
+    def api(self) -> KubeApi: ...
+
+
+def kubelet_access_flags(paths: pki.PkiPaths) -> list[str]:
+    """kube-apiserver flags for talking to real kubelets (logs, exec, port-forward)."""
+    return [
+        # Reach kubelets by their InternalIP only, never through a DNS lookup of the node's name.
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-certificate={paths.client_cert(pki.KUBELET_CLIENT.stem)}",
+        f"--kubelet-client-key={paths.client_key(pki.KUBELET_CLIENT.stem)}",
+        f"--kubelet-certificate-authority={paths.ca_cert}",
+    ]
+
+
 class RealNodes:
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.root = sandbox.state_dir / "realnodes"
+    def __init__(self, cluster: ClusterAccess) -> None:
+        self.cluster = cluster
+        self.root = cluster.state_dir / "realnodes"
 
     # -- recorded state
     @property
@@ -135,7 +166,7 @@ class RealNodes:
         progress(f"{count} real nodes Ready in {time.monotonic() - started:.1f}s")
 
     def _spawn(self, state: dict[str, Any], name: str, args: list[str]) -> int:
-        log = self.sandbox.logs_dir / f"{name}.log"
+        log = self.cluster.logs_dir / f"{name}.log"
         with log.open("ab") as fh:
             proc = subprocess.Popen(
                 args,
@@ -153,7 +184,7 @@ class RealNodes:
     def _subnet(self) -> int:
         """A /24 of 10.254/16 for the host ends of the veths, unused on this host."""
         used = nodehost.used_ipv4_networks()
-        first = int(identity(self.sandbox.state_dir), 16) % 250
+        first = int(identity(self.cluster.state_dir), 16) % 250
         for offset in range(250):
             subnet = (first + offset) % 250
             if f"10.254.{subnet}." not in used:
@@ -168,7 +199,10 @@ class RealNodes:
         state: dict[str, Any],
         progress: Progress,
     ) -> None:
-        api_port = int(self.sandbox.api_server_url.rsplit(":", 1)[1])  # type: ignore[union-attr]
+        url = self.cluster.api_server_url
+        if not url:
+            raise SandboxError("the sandbox is not up (no recorded API server port)")
+        api_port = int(url.rsplit(":", 1)[1])
         relay = self.root / "api.sock"
         self._spawn(
             state,
@@ -177,7 +211,7 @@ class RealNodes:
         )
         subnet = self._subnet()
         nodes = [
-            plan(self.sandbox.state_dir, self.root, i, subnet, ZONES[i % len(ZONES)])
+            plan(self.cluster.state_dir, self.root, i, subnet, ZONES[i % len(ZONES)])
             for i in range(count)
         ]
         for node in nodes:
@@ -204,7 +238,7 @@ class RealNodes:
     def _start_holder(self, node: NodePlan, state: dict[str, Any]) -> int:
         (node.dir / "cni").mkdir(parents=True)
         nodehost.write_holder_files(node.dir, CLUSTER_DNS)
-        holder = nodehost.start_holder(node.dir, self.sandbox.logs_dir / f"{node.name}-holder.log")
+        holder = nodehost.start_holder(node.dir, self.cluster.logs_dir / f"{node.name}-holder.log")
         state["nodes"].append(
             {
                 "name": node.name,
@@ -225,9 +259,7 @@ class RealNodes:
 
     def _credentials(self, node: NodePlan, api_port: int) -> tuple[Path, Path, Path]:
         """kubelet serving cert, kubelet kubeconfig, kube-proxy kubeconfig."""
-        from .core import kubeconfig_dict
-
-        paths = pki.PkiPaths(self.sandbox.pki.root)
+        paths = self.cluster.pki
         ca = paths.ca_cert
         node_pki = pki.PkiPaths(node.dir / "pki")
         node_pki.root.mkdir()
@@ -324,7 +356,7 @@ class RealNodes:
         """Endpoints for the `kubernetes` Service (the sandbox's API server runs with
         --endpoint-reconciler-type=none): the nodes' relays, so that pods on real nodes reach
         the API server with in-cluster configuration (10.96.0.1:443)."""
-        api = self.sandbox._api()
+        api = self.cluster.api()
         path = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
         body = {
             "apiVersion": "discovery.k8s.io/v1",
@@ -353,18 +385,18 @@ class RealNodes:
         while not path.exists():
             self._check_processes()
             if time.monotonic() > deadline:
-                raise SandboxError(f"timed out waiting for {what}; logs in {self.sandbox.logs_dir}")
+                raise SandboxError(f"timed out waiting for {what}; logs in {self.cluster.logs_dir}")
             time.sleep(0.05)
 
     def _check_processes(self) -> None:
         for proc in self._state().get("processes", []):
             if nodehost.proc_start_time(proc["pid"]) != proc["start"]:
-                log = self.sandbox.logs_dir / f"{proc['name']}.log"
+                log = self.cluster.logs_dir / f"{proc['name']}.log"
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
                 raise SandboxError(f"{proc['name']} exited; last lines of {log}:\n{tail}")
 
     def _wait_ready(self, names: list[str], timeout: float = 90) -> None:
-        api = self.sandbox._api()
+        api = self.cluster.api()
         deadline = time.monotonic() + timeout
         while True:
             self._check_processes()
@@ -380,7 +412,7 @@ class RealNodes:
             if time.monotonic() > deadline:
                 raise SandboxError(
                     f"real nodes not Ready after {timeout:.0f}s (Ready: {sorted(ready)}); logs "
-                    f"in {self.sandbox.logs_dir}"
+                    f"in {self.cluster.logs_dir}"
                 )
             time.sleep(0.2)
 
@@ -390,11 +422,11 @@ class RealNodes:
         processes proven ours are signalled: recorded (pid and start time), in a namespace held
         by one of our holders, in one of our cgroups, or our relay by its exact arguments."""
         state = self._state()
-        ident = identity(self.sandbox.state_dir)
+        ident = identity(self.cluster.state_dir)
         nodes = state.get("nodes", [])
         if nodes or self.root.exists():
             with contextlib.suppress(Exception):  # best effort: the API server may be gone
-                self.sandbox._api().call(
+                self.cluster.api().call(
                     "DELETE", f"/api/v1/nodes?labelSelector={REAL_NODE_LABEL}", timeout=3
                 )
         live = [

@@ -1,27 +1,27 @@
-"""The sandbox: a real Kubernetes control plane on 127.0.0.1 with kwok-simulated nodes.
+"""The control plane: a real Kubernetes control plane on 127.0.0.1 with kwok-simulated nodes.
 
 Processes (each in its own session/process group, PIDs in <state>/pids.json):
 etcd (data on tmpfs), kube-apiserver (TLS, Node+RBAC authorization, default admission
 plugins, audit log), kube-controller-manager (all default controllers), kube-scheduler and the
 kwok controller (plays the kubelets of the simulated nodes).
+
+This module knows nothing of real kubelet nodes; the orchestrator (sandbox.py) passes what
+they need from the API server as extra flags to `ControlPlane.start`.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
-import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,22 +31,23 @@ import yaml
 
 from . import build, pki
 from .errors import PortBusyError, SandboxError
-from .files import file_lock, tail
+from .files import tail
+from .kubeapi import LOOPBACK, KubeApi, free_port, http_ok, https_ok, kubeconfig_dict
+from .pki import PkiPaths
 
 NOT_READY_LABEL = "sandbox.aidbox.io/not-ready"
 NODE_LABEL_SELECTOR = "type=kwok"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 ZONES = ("zone-a", "zone-b", "zone-c")
-DEFAULT_NODES = 3
 NODE_CAPACITY = {"cpu": "32", "memory": "256Gi", "pods": "1100"}
 POD_CIDR = "10.244.0.0/16"
-CONTEXT = "aidbox-sandbox"
-LOOPBACK = "127.0.0.1"
 
 Progress = Callable[[str], None]
 
 # Components in start order; down() stops them in reverse.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+# The ports chosen at start; all must differ.
+PORTS = ("etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,6 @@ class SandboxStatus:
     api_server_url: str | None = None
     kubeconfig: Path | None = None
     rss_mb: float = 0.0
-
-
-def default_state_dir() -> Path:
-    env = os.environ.get("AIDBOX_SANDBOX_DIR")
-    if env:
-        return Path(env).expanduser()
-    return build.cache_root() / "sandbox"
 
 
 # ---------------------------------------------------------------- /proc helpers
@@ -98,10 +92,12 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+def choose_ports() -> dict[str, int]:
+    """A free port on 127.0.0.1 for each of PORTS, all different."""
+    ports: dict[str, int] = {}
+    while len(set(ports.values())) < len(PORTS):
+        ports = {name: free_port() for name in PORTS}
+    return ports
 
 
 # ---------------------------------------------------------------- files written for a run
@@ -123,26 +119,6 @@ AUDIT_POLICY: dict[str, Any] = {
     "omitStages": ["RequestReceived"],
     "rules": [{"level": "Metadata"}],
 }
-
-
-def kubeconfig_dict(server: str, ca_pem: bytes, user: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": CONTEXT,
-                "cluster": {
-                    "server": server,
-                    "certificate-authority-data": base64.b64encode(ca_pem).decode(),
-                },
-            }
-        ],
-        "users": [{"name": CONTEXT, "user": user}],
-        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT}}],
-        "current-context": CONTEXT,
-        "preferences": {},
-    }
 
 
 def node_manifest(index: int) -> dict[str, Any]:
@@ -176,80 +152,27 @@ def node_manifest(index: int) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------- tiny TLS client
-
-
-class _Api:
-    def __init__(self, port: int, ca: Path, cert: Path, key: Path) -> None:
-        self.port = port
-        self.ctx = ssl.create_default_context(cafile=str(ca))
-        self.ctx.load_cert_chain(str(cert), str(key))
-
-    def call(
-        self, method: str, path: str, body: Any = None, timeout: float = 5.0
-    ) -> tuple[int, Any]:
-        conn = http.client.HTTPSConnection(LOOPBACK, self.port, context=self.ctx, timeout=timeout)
-        try:
-            payload = json.dumps(body).encode() if body is not None else None
-            headers = {"Content-Type": "application/json", "User-Agent": "aidbox-sandbox"}
-            conn.request(method, path, body=payload, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        finally:
-            conn.close()
-        try:
-            data: Any = json.loads(raw) if raw.startswith(b"{") else raw.decode(errors="replace")
-        except ValueError:
-            data = raw.decode(errors="replace")
-        return resp.status, data
-
-
-def _https_ok(port: int, path: str) -> bool:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection(LOOPBACK, port, context=ctx, timeout=2)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().status == 200
-    except OSError:
+def _node_ready_and_untainted(node: dict[str, Any]) -> bool:
+    conds = {c.get("type"): c.get("status") for c in node["status"].get("conditions", [])}
+    if conds.get("Ready") != "True":
         return False
-    finally:
-        conn.close()
+    return not any(
+        t.get("key", "").startswith("node.kubernetes.io/") for t in node["spec"].get("taints", [])
+    )
 
 
-def _http_ok(port: int, path: str) -> bool:
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=2)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
+# ---------------------------------------------------------------- the control plane
 
 
-# ---------------------------------------------------------------- the sandbox
+class ControlPlane:
+    """The control-plane processes of one state folder. `start()` starts and waits, `down()`
+    stops and deletes; building binaries and retrying on a taken port are the caller's."""
 
-
-class Sandbox:
-    """A local control plane. `up()` builds (first time), starts and waits; `down()` stops."""
-
-    def __init__(
-        self,
-        state_dir: Path | None = None,
-        nodes: int | None = None,
-        real_nodes: int | None = None,
-    ) -> None:
-        self.state_dir = (state_dir or default_state_dir()).expanduser().resolve()
-        if nodes is None:
-            nodes = int(os.environ.get("AIDBOX_SANDBOX_NODES", DEFAULT_NODES))
+    def __init__(self, state_dir: Path, nodes: int) -> None:
         if nodes < 1:
             raise SandboxError("the sandbox needs at least one node")
+        self.state_dir = state_dir
         self.nodes = nodes
-        if real_nodes is None:  # real kubelet nodes (sandbox/realnode.py); none by default
-            real_nodes = int(os.environ.get("AIDBOX_SANDBOX_REAL_NODES", "0"))
-        self.real_nodes = real_nodes
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     # -- paths
@@ -297,6 +220,9 @@ class Sandbox:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def _write_state(self, state: dict[str, Any]) -> None:
+        self._state_file.write_text(json.dumps(state, indent=2))
+
     def _records(self) -> list[dict[str, Any]]:
         procs = self._read_json(self._pids_file).get("processes", [])
         return [p for p in procs if isinstance(p, dict) and isinstance(p.get("pid"), int)]
@@ -314,25 +240,29 @@ class Sandbox:
         started = _proc_start_time(pid)
         return started is not None and started == record.get("start_time")
 
+    def has_state(self) -> bool:
+        """Something of an earlier run is left: recorded processes or the state folder."""
+        return bool(self._records()) or self.state_dir.exists()
+
     @property
     def api_server_url(self) -> str | None:
         port = self._read_json(self._state_file).get("ports", {}).get("kube-apiserver")
         return f"https://{LOOPBACK}:{port}" if port else None
 
-    def _api(self) -> _Api:
+    def api(self) -> KubeApi:
+        """A client of the running API server, authenticated as the sandbox admin."""
         port = self._read_json(self._state_file).get("ports", {}).get("kube-apiserver")
         if not port:
             raise SandboxError("the sandbox is not up (no recorded API server port)")
         p = self.pki
-        return _Api(
+        return KubeApi(
             int(port), p.ca_cert, p.client_cert(pki.ADMIN.stem), p.client_key(pki.ADMIN.stem)
         )
 
     # -- status
     def status(self) -> SandboxStatus:
-        records = self._records()
         procs = []
-        for r in records:
+        for r in self._records():
             alive = self._is_ours(r)
             procs.append(
                 ProcessStatus(
@@ -357,20 +287,16 @@ class Sandbox:
 
     def _readyz(self) -> bool:
         try:
-            code, _ = self._api().call("GET", "/readyz", timeout=3)
+            code, _ = self.api().call("GET", "/readyz", timeout=3)
         except (OSError, SandboxError, ssl.SSLError):
             return False
         return code == 200
 
     # -- stop
     def down(self) -> None:
-        """Stop every process this sandbox recorded and remove its state (tmpfs included)."""
-        # --- real nodes (sandbox/realnode.py): before the API server goes
-        from .realnode import RealNodes
-
-        RealNodes(self).down()
-        # ---
-        self._stop_processes()
+        """Stop every process this control plane recorded and remove its state (tmpfs
+        included)."""
+        self.stop_processes()
         shutil.rmtree(self.etcd_data_dir, ignore_errors=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -392,7 +318,8 @@ class Sandbox:
                 found.append({"name": Path(args[0]).name, "pid": int(entry.name)})
         return found
 
-    def _stop_processes(self) -> None:
+    def stop_processes(self) -> None:
+        """Stop the recorded, orphaned and own child processes; leaves the files alone."""
         records = [r for r in self._records() if self._is_ours(r)]
         ours = {int(r["pid"]) for r in records}
         records += [r for r in self._orphans() if r["pid"] not in ours]
@@ -454,67 +381,240 @@ class Sandbox:
             except (ProcessLookupError, PermissionError):
                 pass
 
-    # -- start
-    @contextlib.contextmanager
-    def _flock(self, suffix: str, mode: int) -> Iterator[bool]:
-        """flock a file next to the state folder (it outlives down()); yields False if a
-        non-blocking lock was refused."""
-        with file_lock(self.state_dir.parent / f".{self.state_dir.name}.{suffix}", mode) as got:
-            yield got
+    # -- start, phase by phase (docs/sandbox.md, "Start-up")
+    def start(self, bins: Path, progress: Progress, apiserver_flags: Sequence[str] = ()) -> None:
+        """Start every process on fresh ports and wait until the cluster works. Raises
+        PortBusyError if a chosen port was taken in between; stops nothing on failure.
+        `apiserver_flags` go after kube-apiserver's own."""
+        ports = choose_ports()
+        self._write_files(ports)
+        progress("starting etcd")
+        self._start_etcd(bins, ports)
+        progress("starting kube-apiserver")
+        api = self._start_apiserver(bins, ports, apiserver_flags)
+        progress("starting kube-controller-manager, kube-scheduler and kwok")
+        self._start_controllers(bins, ports)
+        self._create_nodes(api)
+        self._wait_until_working(api, ports)
+        self._mark_ready()
 
-    @contextlib.contextmanager
-    def session(self, progress: Progress = print) -> Iterator[Sandbox]:
-        """Use the sandbox for a while (e.g. a pytest session): up() on entry; on exit, down()
-        only if it was not running before and no other session is still using it."""
-        with self._flock("users", fcntl.LOCK_SH):
-            was_running = self.status().running
-            self.up(progress)
-            yield self
-        if was_running:
-            return
-        with self._flock("users", fcntl.LOCK_EX | fcntl.LOCK_NB) as alone:
-            if alone:
-                self.down()
-            else:
-                progress("sandbox left running: another session is still using it")
+    def _write_files(self, ports: dict[str, int]) -> None:
+        """The state folder: certificates, kubeconfigs, audit policy, kwok stages, state.json."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(exist_ok=True)
+        paths = pki.generate(self.state_dir / "pki")
+        self._write_kubeconfigs(paths, f"https://{LOOPBACK}:{ports['kube-apiserver']}")
+        (self.state_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
+        (self.state_dir / "kwok-stages.yaml").write_text(
+            yaml.safe_dump_all(stage_documents(), sort_keys=False)
+        )
+        state = {
+            "ports": ports,
+            "ready": False,
+            "nodes": self.nodes,
+            "etcd_data_dir": str(self.etcd_data_dir),
+            "versions": {
+                "kubernetes": build.KUBERNETES_VERSION,
+                "etcd": build.ETCD_VERSION,
+                "kwok": build.KWOK_VERSION,
+            },
+        }
+        self._write_state(state)
 
-    def up(self, progress: Progress = print) -> None:
-        """Build if needed, start everything and wait until the API and all nodes are ready."""
-        with self._flock("up.lock", fcntl.LOCK_EX):
-            self._up(progress)
-            # --- real nodes (sandbox/realnode.py)
-            if self.real_nodes:
-                from .realnode import RealNodes
+    def _write_kubeconfigs(self, paths: PkiPaths, server: str) -> None:
+        """`kubeconfig` for the admin, `<client>.kubeconfig` for every other client cert."""
+        ca_pem = paths.ca_cert.read_bytes()
+        for client in pki.CLIENTS:
+            user = {
+                "client-certificate-data": base64.b64encode(
+                    paths.client_cert(client.stem).read_bytes()
+                ).decode(),
+                "client-key-data": base64.b64encode(
+                    paths.client_key(client.stem).read_bytes()
+                ).decode(),
+            }
+            target = (
+                self.kubeconfig
+                if client is pki.ADMIN
+                else self.state_dir / f"{client.stem}.kubeconfig"
+            )
+            target.write_text(yaml.safe_dump(kubeconfig_dict(server, ca_pem, user)))
+            target.chmod(0o600)
 
-                RealNodes(self).up(self.real_nodes, progress)
-            # ---
+    def _start_etcd(self, bins: Path, ports: dict[str, int]) -> None:
+        """etcd on an empty data folder (tmpfs when there is one); waits for /health."""
+        data_dir = self.etcd_data_dir
+        shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True)
+        etcd_url = f"http://{LOOPBACK}:{ports['etcd']}"
+        peer_url = f"http://{LOOPBACK}:{ports['etcd-peer']}"
+        self._spawn(
+            "etcd",
+            bins,
+            [
+                "--name=sandbox",
+                f"--data-dir={data_dir}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=sandbox={peer_url}",
+                "--initial-cluster-state=new",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+        )
+        self._wait("etcd /health", lambda: http_ok(ports["etcd"], "/health"), ports, 30)
 
-    def _up(self, progress: Progress) -> None:
-        if self.status().running:
-            progress(f"sandbox already up: {self.api_server_url} (kubeconfig {self.kubeconfig})")
-            return
-        bins = build.ensure_binaries(progress)
-        if self._records() or self.state_dir.exists():
-            progress("cleaning up stale sandbox state")
-            self.down()
-        started = time.monotonic()
-        for attempt in (1, 2):
+    def _start_apiserver(
+        self, bins: Path, ports: dict[str, int], extra_flags: Sequence[str]
+    ) -> KubeApi:
+        """kube-apiserver; waits for /readyz and returns an admin client."""
+        self._spawn("kube-apiserver", bins, [*self._apiserver_flags(ports), *extra_flags])
+        api = self.api()
+
+        def readyz() -> bool:
             try:
-                self._start(bins, progress)
-                break
-            except PortBusyError:
-                self.down()
-                if attempt == 2:
-                    raise
-                progress("a chosen port was taken meanwhile; retrying with new ports")
-            except BaseException:
-                self._stop_processes()
-                raise
-        progress(
-            f"sandbox up in {time.monotonic() - started:.1f}s: {self.api_server_url}, "
-            f"{self.nodes} nodes; export KUBECONFIG={self.kubeconfig}"
+                return api.call("GET", "/readyz", timeout=2)[0] == 200
+            except (OSError, ssl.SSLError):
+                return False
+
+        self._wait("kube-apiserver /readyz", readyz, ports, 90)
+        return api
+
+    def _apiserver_flags(self, ports: dict[str, int]) -> list[str]:
+        p = self.pki
+        return [
+            f"--etcd-servers=http://{LOOPBACK}:{ports['etcd']}",
+            f"--bind-address={LOOPBACK}",
+            f"--advertise-address={LOOPBACK}",
+            f"--secure-port={ports['kube-apiserver']}",
+            f"--tls-cert-file={p.server_cert}",
+            f"--tls-private-key-file={p.server_key}",
+            f"--client-ca-file={p.ca_cert}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={p.sa_pub}",
+            f"--service-account-signing-key-file={p.sa_key}",
+            f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            f"--audit-log-path={self.audit_log}",
+            f"--audit-policy-file={self.state_dir / 'audit-policy.yaml'}",
+            "--audit-log-maxsize=200",
+            "--audit-log-maxbackup=1",
+            "--profiling=false",
+        ]
+
+    def _start_controllers(self, bins: Path, ports: dict[str, int]) -> None:
+        """kube-controller-manager, kube-scheduler and kwok, without waiting for them."""
+        self._start_controller_manager(bins, ports)
+        self._start_scheduler(bins, ports)
+        self._start_kwok(bins)
+
+    def _start_controller_manager(self, bins: Path, ports: dict[str, int]) -> None:
+        p = self.pki
+        kcm_kc = self.state_dir / "controller-manager.kubeconfig"
+        self._spawn(
+            "kube-controller-manager",
+            bins,
+            [
+                f"--kubeconfig={kcm_kc}",
+                f"--authentication-kubeconfig={kcm_kc}",
+                f"--authorization-kubeconfig={kcm_kc}",
+                "--leader-elect=false",
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={ports['kube-controller-manager']}",
+                "--controllers=*",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={p.sa_key}",
+                f"--root-ca-file={p.ca_cert}",
+                f"--cluster-signing-cert-file={p.ca_cert}",
+                f"--cluster-signing-key-file={p.ca_key}",
+                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
+                "--allocate-node-cidrs=false",
+                "--concurrent-gc-syncs=20",
+                "--profiling=false",
+            ],
         )
 
+    def _start_scheduler(self, bins: Path, ports: dict[str, int]) -> None:
+        sched_kc = self.state_dir / "scheduler.kubeconfig"
+        self._spawn(
+            "kube-scheduler",
+            bins,
+            [
+                f"--kubeconfig={sched_kc}",
+                f"--authentication-kubeconfig={sched_kc}",
+                f"--authorization-kubeconfig={sched_kc}",
+                "--leader-elect=false",
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={ports['kube-scheduler']}",
+                "--profiling=false",
+            ],
+        )
+
+    def _start_kwok(self, bins: Path) -> None:
+        st = self.state_dir
+        self._spawn(
+            "kwok",
+            bins,
+            [
+                f"--kubeconfig={st / 'kwok.kubeconfig'}",
+                "-c",
+                str(st / "kwok-stages.yaml"),
+                f"--manage-nodes-with-label-selector={NODE_LABEL_SELECTOR}",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=10.240.255.1",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
+
+    def _create_nodes(self, api: KubeApi) -> None:
+        """The kwok nodes sandbox-node-0..N-1."""
+        for i in range(self.nodes):
+            code, body = api.call("POST", "/api/v1/nodes", node_manifest(i))
+            if code not in (201, 409):
+                raise SandboxError(f"creating node sandbox-node-{i} failed ({code}): {body}")
+
+    def _wait_until_working(self, api: KubeApi, ports: dict[str, int]) -> None:
+        """controller-manager and scheduler healthy, nodes Ready, the default ServiceAccount."""
+        self._wait(
+            "kube-controller-manager /healthz",
+            lambda: https_ok(ports["kube-controller-manager"], "/healthz"),
+            ports,
+            60,
+        )
+        self._wait(
+            "kube-scheduler /healthz",
+            lambda: https_ok(ports["kube-scheduler"], "/healthz"),
+            ports,
+            60,
+        )
+        self._wait(
+            f"{self.nodes} nodes Ready and untainted", lambda: self._nodes_ready(api), ports, 90
+        )
+        self._wait(
+            "the default ServiceAccount (controller-manager working)",
+            lambda: api.call("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
+            ports,
+            60,
+        )
+
+    def _mark_ready(self) -> None:
+        """`ready: true` in state.json: status() reports running from now on."""
+        state = self._read_json(self._state_file)
+        state["ready"] = True
+        self._write_state(state)
+
+    def _nodes_ready(self, api: KubeApi) -> bool:
+        code, body = api.call("GET", f"/api/v1/nodes?labelSelector={NODE_LABEL_SELECTOR}")
+        if code != 200 or not isinstance(body, dict):
+            return False
+        items = body.get("items", [])
+        return len(items) >= self.nodes and all(_node_ready_and_untainted(n) for n in items)
+
+    # -- processes while starting
     def _spawn(self, name: str, bins: Path, args: list[str]) -> subprocess.Popen[bytes]:
         log = self.logs_dir / f"{name}.log"
         with log.open("ab") as fh:
@@ -566,230 +666,6 @@ class Sandbox:
                 )
             time.sleep(0.15)
 
-    def _write_files(self, ports: dict[str, int]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.logs_dir.mkdir(exist_ok=True)
-        paths = pki.generate(self.state_dir / "pki")
-        server = f"https://{LOOPBACK}:{ports['kube-apiserver']}"
-        ca_pem = paths.ca_cert.read_bytes()
-        for client in pki.CLIENTS:
-            user = {
-                "client-certificate-data": base64.b64encode(
-                    paths.client_cert(client.stem).read_bytes()
-                ).decode(),
-                "client-key-data": base64.b64encode(
-                    paths.client_key(client.stem).read_bytes()
-                ).decode(),
-            }
-            target = (
-                self.kubeconfig
-                if client is pki.ADMIN
-                else self.state_dir / f"{client.stem}.kubeconfig"
-            )
-            target.write_text(yaml.safe_dump(kubeconfig_dict(server, ca_pem, user)))
-            target.chmod(0o600)
-        (self.state_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
-        (self.state_dir / "kwok-stages.yaml").write_text(
-            yaml.safe_dump_all(stage_documents(), sort_keys=False)
-        )
-        state = {
-            "ports": ports,
-            "ready": False,
-            "nodes": self.nodes,
-            "etcd_data_dir": str(self.etcd_data_dir),
-            "versions": {
-                "kubernetes": build.KUBERNETES_VERSION,
-                "etcd": build.ETCD_VERSION,
-                "kwok": build.KWOK_VERSION,
-            },
-        }
-        self._state_file.write_text(json.dumps(state, indent=2))
-
-    def _start(self, bins: Path, progress: Progress) -> None:
-        ports: dict[str, int] = {}
-        while len(set(ports.values())) < 5:
-            ports = {
-                n: free_port()
-                for n in (
-                    "etcd",
-                    "etcd-peer",
-                    "kube-apiserver",
-                    "kube-controller-manager",
-                    "kube-scheduler",
-                )
-            }
-        self._write_files(ports)
-        st = self.state_dir
-        p = self.pki
-        data_dir = self.etcd_data_dir
-        shutil.rmtree(data_dir, ignore_errors=True)
-        data_dir.mkdir(parents=True)
-
-        progress("starting etcd")
-        etcd_url = f"http://{LOOPBACK}:{ports['etcd']}"
-        peer_url = f"http://{LOOPBACK}:{ports['etcd-peer']}"
-        self._spawn(
-            "etcd",
-            bins,
-            [
-                "--name=sandbox",
-                f"--data-dir={data_dir}",
-                f"--listen-client-urls={etcd_url}",
-                f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=sandbox={peer_url}",
-                "--initial-cluster-state=new",
-                "--unsafe-no-fsync",
-                "--log-level=warn",
-            ],
-        )
-        self._wait("etcd /health", lambda: _http_ok(ports["etcd"], "/health"), ports, 30)
-
-        progress("starting kube-apiserver")
-        self._spawn(
-            "kube-apiserver",
-            bins,
-            [
-                f"--etcd-servers={etcd_url}",
-                f"--bind-address={LOOPBACK}",
-                f"--advertise-address={LOOPBACK}",
-                f"--secure-port={ports['kube-apiserver']}",
-                f"--tls-cert-file={p.server_cert}",
-                f"--tls-private-key-file={p.server_key}",
-                f"--client-ca-file={p.ca_cert}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={p.sa_pub}",
-                f"--service-account-signing-key-file={p.sa_key}",
-                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
-                "--authorization-mode=Node,RBAC",
-                "--endpoint-reconciler-type=none",
-                "--allow-privileged=true",
-                f"--audit-log-path={self.audit_log}",
-                f"--audit-policy-file={st / 'audit-policy.yaml'}",
-                "--audit-log-maxsize=200",
-                "--audit-log-maxbackup=1",
-                "--profiling=false",
-                # --- real nodes (sandbox/realnode.py): reach kubelets by their InternalIP only,
-                # never through a DNS lookup of the node's name
-                "--kubelet-preferred-address-types=InternalIP",
-                f"--kubelet-client-certificate={p.client_cert(pki.KUBELET_CLIENT.stem)}",
-                f"--kubelet-client-key={p.client_key(pki.KUBELET_CLIENT.stem)}",
-                f"--kubelet-certificate-authority={p.ca_cert}",
-                # ---
-            ],
-        )
-        api = self._api()
-
-        def readyz() -> bool:
-            try:
-                return api.call("GET", "/readyz", timeout=2)[0] == 200
-            except (OSError, ssl.SSLError):
-                return False
-
-        self._wait("kube-apiserver /readyz", readyz, ports, 90)
-
-        progress("starting kube-controller-manager, kube-scheduler and kwok")
-        kcm_kc = st / "controller-manager.kubeconfig"
-        self._spawn(
-            "kube-controller-manager",
-            bins,
-            [
-                f"--kubeconfig={kcm_kc}",
-                f"--authentication-kubeconfig={kcm_kc}",
-                f"--authorization-kubeconfig={kcm_kc}",
-                "--leader-elect=false",
-                f"--bind-address={LOOPBACK}",
-                f"--secure-port={ports['kube-controller-manager']}",
-                "--controllers=*",
-                "--use-service-account-credentials=true",
-                f"--service-account-private-key-file={p.sa_key}",
-                f"--root-ca-file={p.ca_cert}",
-                f"--cluster-signing-cert-file={p.ca_cert}",
-                f"--cluster-signing-key-file={p.ca_key}",
-                f"--service-cluster-ip-range={pki.SERVICE_CIDR}",
-                "--allocate-node-cidrs=false",
-                "--concurrent-gc-syncs=20",
-                "--profiling=false",
-            ],
-        )
-        sched_kc = st / "scheduler.kubeconfig"
-        self._spawn(
-            "kube-scheduler",
-            bins,
-            [
-                f"--kubeconfig={sched_kc}",
-                f"--authentication-kubeconfig={sched_kc}",
-                f"--authorization-kubeconfig={sched_kc}",
-                "--leader-elect=false",
-                f"--bind-address={LOOPBACK}",
-                f"--secure-port={ports['kube-scheduler']}",
-                "--profiling=false",
-            ],
-        )
-        self._spawn(
-            "kwok",
-            bins,
-            [
-                f"--kubeconfig={st / 'kwok.kubeconfig'}",
-                "-c",
-                str(st / "kwok-stages.yaml"),
-                f"--manage-nodes-with-label-selector={NODE_LABEL_SELECTOR}",
-                f"--cidr={POD_CIDR}",
-                "--node-ip=10.240.255.1",
-                "--node-lease-duration-seconds=40",
-            ],
-        )
-        self._create_nodes(api)
-        self._wait(
-            "kube-controller-manager /healthz",
-            lambda: _https_ok(ports["kube-controller-manager"], "/healthz"),
-            ports,
-            60,
-        )
-        self._wait(
-            "kube-scheduler /healthz",
-            lambda: _https_ok(ports["kube-scheduler"], "/healthz"),
-            ports,
-            60,
-        )
-        self._wait(
-            f"{self.nodes} nodes Ready and untainted", lambda: self._nodes_ready(api), ports, 90
-        )
-        self._wait(
-            "the default ServiceAccount (controller-manager working)",
-            lambda: api.call("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
-            ports,
-            60,
-        )
-        state = self._read_json(self._state_file)
-        state["ready"] = True
-        self._state_file.write_text(json.dumps(state, indent=2))
-
-    def _create_nodes(self, api: _Api) -> None:
-        for i in range(self.nodes):
-            code, body = api.call("POST", "/api/v1/nodes", node_manifest(i))
-            if code not in (201, 409):
-                raise SandboxError(f"creating node sandbox-node-{i} failed ({code}): {body}")
-
-    def _nodes_ready(self, api: _Api) -> bool:
-        code, body = api.call("GET", f"/api/v1/nodes?labelSelector={NODE_LABEL_SELECTOR}")
-        if code != 200 or not isinstance(body, dict):
-            return False
-        items = body.get("items", [])
-        if len(items) < self.nodes:
-            return False
-        for node in items:
-            conds = {c.get("type"): c.get("status") for c in node["status"].get("conditions", [])}
-            if conds.get("Ready") != "True":
-                return False
-            if any(
-                t.get("key", "").startswith("node.kubernetes.io/")
-                for t in node["spec"].get("taints", [])
-            ):
-                return False
-        return True
-
     # -- fault injection: stop and start one control-plane process (same flags, same ports)
     def stop_component(self, name: str) -> None:
         """Stop etcd or kube-apiserver (SIGTERM, then SIGKILL after 5 s); start_component
@@ -802,7 +678,7 @@ class Sandbox:
         argv = Path(f"/proc/{record['pid']}/cmdline").read_bytes().decode().split("\0")[:-1]
         state = self._read_json(self._state_file)
         state.setdefault("stopped", {})[name] = argv
-        self._state_file.write_text(json.dumps(state, indent=2))
+        self._write_state(state)
         self._terminate([record], grace=5.0)
         self._reap()
 
@@ -813,11 +689,11 @@ class Sandbox:
         if not argv:
             raise SandboxError(f"{name} was not stopped by stop_component")
         self._spawn(name, Path(argv[0]).parent, argv[1:])
-        self._state_file.write_text(json.dumps(state, indent=2))
+        self._write_state(state)
         ports = state["ports"]
 
         def serving() -> bool:
-            return _http_ok(ports["etcd"], "/health") if name == "etcd" else self._readyz()
+            return http_ok(ports["etcd"], "/health") if name == "etcd" else self._readyz()
 
         self._wait(f"{name} serving again", serving, ports, timeout)
 
