@@ -31,6 +31,7 @@ class DemoFailed(Exception):
 class Tour:
     def __init__(self, kubectl: str, kubeconfig: Path, namespace: str, pause: float) -> None:
         self.kubectl, self.namespace, self.pause = kubectl, namespace, pause
+        self.kubeconfig = Path(kubeconfig)
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
 
     def step(self, title: str) -> None:
@@ -141,7 +142,7 @@ def run(tour: Tour) -> None:
     print("\ndemo complete: every step happened", flush=True)
 
 
-def main() -> int:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", type=Path, help="default: start/use the sandbox")
     parser.add_argument("--kubectl", help="default: the sandbox's kubectl, else kubectl on PATH")
@@ -152,8 +153,12 @@ def main() -> int:
         help="an operator is already running against this cluster",
     )
     parser.add_argument("--pause", type=float, default=1.0, help="seconds before each step")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def _prepare(args: argparse.Namespace) -> Tour:
+    """The cluster to tour (the sandbox unless a kubeconfig is given), with the CRD installed
+    and the tour's namespace created."""
     kubectl, kubeconfig = args.kubectl, args.kubeconfig
     if kubeconfig is None:
         from aidbox_sandbox import Sandbox
@@ -172,25 +177,23 @@ def main() -> int:
     subprocess.run(
         [tour.kubectl, "create", "namespace", args.namespace], env=tour.env, capture_output=True
     )
-    operator = None
-    if not args.no_operator:
-        log = open(Path(kubeconfig).parent / "demo-operator.log", "ab")  # noqa: SIM115
-        operator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "aidbox_operator",
-                "run",
-                "-n",
-                args.namespace,
-                "--metrics-port",
-                "0",
-            ],
-            env=tour.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        print(f"operator started (pid {operator.pid}), log: {log.name}")
+    return tour
+
+
+def _start_operator(tour: Tour, namespace: str) -> subprocess.Popen[bytes]:
+    log = open(Path(tour.kubeconfig).parent / "demo-operator.log", "ab")  # noqa: SIM115
+    command = [sys.executable, "-m", "aidbox_operator", "run", "-n", namespace]
+    operator = subprocess.Popen(
+        [*command, "--metrics-port", "0"], env=tour.env, stdout=log, stderr=subprocess.STDOUT
+    )
+    print(f"operator started (pid {operator.pid}), log: {log.name}")
+    return operator
+
+
+def main() -> int:
+    args = _parse_args()
+    tour = _prepare(args)
+    operator = None if args.no_operator else _start_operator(tour, args.namespace)
     try:
         run(tour)
         return 0

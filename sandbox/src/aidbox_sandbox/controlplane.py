@@ -33,6 +33,7 @@ from . import build, pki
 from .errors import PortBusyError, SandboxError
 from .files import tail
 from .kubeapi import LOOPBACK, KubeApi, free_port, http_ok, https_ok, kubeconfig_dict
+from .nodehost import proc_start_time
 from .pki import PkiPaths
 
 NOT_READY_LABEL = "sandbox.aidbox.io/not-ready"
@@ -68,18 +69,6 @@ class SandboxStatus:
 
 
 # ---------------------------------------------------------------- /proc helpers
-
-
-def _proc_start_time(pid: int) -> int | None:
-    """Start time (clock ticks since boot) of a live, non-zombie process, else None."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
 
 
 def _rss_mb(pid: int) -> float:
@@ -229,7 +218,7 @@ class ControlPlane:
 
     def _record(self, name: str, pid: int) -> None:
         records = [r for r in self._records() if r.get("name") != name]
-        records.append({"name": name, "pid": pid, "start_time": _proc_start_time(pid)})
+        records.append({"name": name, "pid": pid, "start_time": proc_start_time(pid)})
         tmp = self._pids_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"processes": records}, indent=2))
         os.replace(tmp, self._pids_file)
@@ -237,7 +226,7 @@ class ControlPlane:
     @staticmethod
     def _is_ours(record: dict[str, Any]) -> bool:
         pid = int(record["pid"])
-        started = _proc_start_time(pid)
+        started = proc_start_time(pid)
         return started is not None and started == record.get("start_time")
 
     def has_state(self) -> bool:
@@ -362,7 +351,7 @@ class ControlPlane:
                 time.sleep(0.05)
 
     def _alive(self, record: dict[str, Any]) -> bool:
-        return _proc_start_time(int(record["pid"])) is not None
+        return proc_start_time(int(record["pid"])) is not None
 
     def _reap(self) -> None:
         for proc in self._procs.values():

@@ -59,19 +59,15 @@ def https_ok(port: int, path: str) -> bool:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection(LOOPBACK, port, context=ctx, timeout=2)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
+    return _answers_ok(http.client.HTTPSConnection(LOOPBACK, port, context=ctx, timeout=2), path)
 
 
 def http_ok(port: int, path: str) -> bool:
     """GET http://127.0.0.1:<port><path> answers 200."""
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=2)
+    return _answers_ok(http.client.HTTPConnection(LOOPBACK, port, timeout=2), path)
+
+
+def _answers_ok(conn: http.client.HTTPConnection, path: str) -> bool:
     try:
         conn.request("GET", path)
         return conn.getresponse().status == 200

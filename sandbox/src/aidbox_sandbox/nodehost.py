@@ -53,6 +53,8 @@ def in_node(holder: int, args: list[str], check: bool = True, timeout: float = 3
 
 
 def proc_start_time(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of a live, non-zombie process, else None: with the
+    pid it tells a process the sandbox started from a later one that reuses the pid."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
