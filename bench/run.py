@@ -59,6 +59,7 @@ from workload import (  # noqa: E402
 )
 
 from aidbox_operator.model import AidboxCluster  # noqa: E402
+from aidbox_operator.reconcile.controller import DEFAULT_WORKERS  # noqa: E402
 from aidbox_operator.render import render_cluster  # noqa: E402
 from aidbox_sandbox import (  # noqa: E402
     ETCD_VERSION,
@@ -580,7 +581,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="100,1000", help="comma-separated N (default 100,1000)")
     parser.add_argument("--idle-seconds", type=float, default=300)
     parser.add_argument("--namespaces", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=8, help="operator --workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"operator --workers (default: not passed, the operator's own, {DEFAULT_WORKERS})",
+    )
     parser.add_argument("--threads", type=int, default=16, help="client threads for creates")
     parser.add_argument("--samples", type=int, default=100, help="drift/rollout samples")
     parser.add_argument("--nodes", type=int, default=4, help="minimum simulated nodes")
@@ -601,10 +607,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def new_results(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
-    """The run's header: command, machine, versions, settings."""
+    """The run's header: command, machine, versions, settings (with the workers used)."""
     settings = {
         k: v for k, v in vars(args).items() if k not in ("out", "state_dir", "keep_sandbox")
     }
+    if settings["workers"] is None:
+        settings["workers"] = DEFAULT_WORKERS
     return {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
