@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from aidbox_sandbox import Sandbox
@@ -20,6 +22,7 @@ __all__ = [
     "reconciles",
     "rss_mb",
     "sandbox_pids",
+    "wait_until",
     "workers_args",
     "writes",
 ]
@@ -80,3 +83,11 @@ def sandbox_pids(box: Sandbox) -> dict[str, int]:
 def workers_args(workers: int | None) -> list[str]:
     """The operator's `--workers` flag, or none: then it runs with its own default."""
     return [] if workers is None else ["--workers", str(workers)]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {message}")
+        time.sleep(0.2)

@@ -37,6 +37,7 @@ from procs import (
     reconciles,
     rss_mb,
     sandbox_pids,
+    wait_until,
     workers_args,
     writes,
 )
@@ -161,7 +162,7 @@ def restart_figures(op: Operator, clusters: int, timeout: float, port: int) -> d
         "tcp_received_bytes": sampler.stop(),
     }
     if in_sync is None:
-        op.wait(lambda: reconciles(op.metrics()) >= clusters, timeout, "restart in sync")
+        wait_until(lambda: reconciles(op.metrics()) >= clusters, timeout, "restart in sync")
         figures["in_sync_s"] = round(time.monotonic() - t0, 2)
     op.wait_quiet(3, timeout)
     figures["requests_by_verb"] = op.requests_by_verb()
