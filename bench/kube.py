@@ -67,14 +67,16 @@ class ApiError(Exception):
 class Kube:
     def __init__(self, kubeconfig: Path, pool_size: int = 64) -> None:
         cfg = client.Configuration()
-        config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), client_configuration=cfg
+        )
         cfg.connection_pool_maxsize = pool_size
         self.api = client.ApiClient(cfg)
         self.host = cfg.host
         self.pool = self.api.rest_client.pool_manager
 
     def close(self) -> None:
-        self.api.close()
+        self.api.close()  # type: ignore[no-untyped-call]
 
     def request(
         self,

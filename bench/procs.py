@@ -1,15 +1,31 @@
-"""/proc facts (RSS, CPU) of any process, and request counts; the operator process itself is
-aidbox_sandbox.operator.OperatorProcess (shared with the tests)."""
+"""/proc facts (RSS, CPU) of any process, the sandbox's process ids, and request and reconcile
+counts; the operator process itself is aidbox_sandbox.operator.OperatorProcess (shared with the
+tests)."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from aidbox_sandbox import Sandbox
 from aidbox_sandbox.operator import WRITE_VERBS
 from aidbox_sandbox.operator import OperatorProcess as Operator
 
-__all__ = ["Operator", "cpu_seconds", "diff_counts", "hwm_mb", "rss_mb", "writes"]
+__all__ = [
+    "Operator",
+    "cpu_seconds",
+    "diff_counts",
+    "hwm_mb",
+    "reconciles",
+    "rss_mb",
+    "sandbox_pids",
+    "wait_until",
+    "workers_args",
+    "writes",
+]
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -52,3 +68,26 @@ def diff_counts(after: dict[str, int], before: dict[str, int]) -> dict[str, int]
 
 def writes(counts: dict[str, int]) -> int:
     return sum(counts.get(v, 0) for v in WRITE_VERBS)
+
+
+def reconciles(metrics: dict[str, float]) -> float:
+    """Reconcile passes so far, any result (`aidbox_operator_reconciles_total`)."""
+    return sum(v for k, v in metrics.items() if k.startswith("aidbox_operator_reconciles_total{"))
+
+
+def sandbox_pids(box: Sandbox) -> dict[str, int]:
+    data = json.loads((box.state_dir / "pids.json").read_text())
+    return {p["name"]: int(p["pid"]) for p in data.get("processes", [])}
+
+
+def workers_args(workers: int | None) -> list[str]:
+    """The operator's `--workers` flag, or none: then it runs with its own default."""
+    return [] if workers is None else ["--workers", str(workers)]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {message}")
+        time.sleep(0.2)

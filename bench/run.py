@@ -18,24 +18,48 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from kube import Key, Kube, Watcher  # noqa: E402
-from procs import Operator, cpu_seconds, diff_counts, hwm_mb, rss_mb, writes  # noqa: E402
+from procs import (  # noqa: E402
+    Operator,
+    cpu_seconds,
+    diff_counts,
+    hwm_mb,
+    reconciles,
+    rss_mb,
+    sandbox_pids,
+    workers_args,
+    writes,
+)
 from report import markdown, percentile, plot, r  # noqa: E402
+from surroundings import bench_surroundings  # noqa: E402
+from workload import (  # noqa: E402
+    BASE_PREFIX,
+    OP_PREFIX,
+    ReadyTimes,
+    cluster_key,
+    cluster_object,
+    cluster_ready,
+    deployment_ready,
+    install_crd,
+    log,
+    make_configs,
+    make_namespaces,
+    pmap,
+    wait_converged,
+)
 
 from aidbox_operator.model import AidboxCluster  # noqa: E402
+from aidbox_operator.reconcile.controller import DEFAULT_WORKERS  # noqa: E402
 from aidbox_operator.render import render_cluster  # noqa: E402
 from aidbox_sandbox import (  # noqa: E402
     ETCD_VERSION,
@@ -44,19 +68,8 @@ from aidbox_sandbox import (  # noqa: E402
     Sandbox,
 )
 
-T = TypeVar("T")
-OP_PREFIX, BASE_PREFIX = "op-", "base-"
 BASELINE_MANAGER = "bench-baseline"
 SANDBOX_PROCS = ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok")
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def pmap(fn: Callable[[Any], T], items: Iterable[Any], threads: int) -> list[T]:
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(fn, items))
 
 
 # ----------------------------------------------------------------------------- facts
@@ -112,11 +125,6 @@ def versions() -> dict[str, Any]:
     return out
 
 
-def sandbox_pids(box: Sandbox) -> dict[str, int]:
-    data = json.loads((box.state_dir / "pids.json").read_text())
-    return {p["name"]: int(p["pid"]) for p in data.get("processes", [])}
-
-
 class CpuMeter:
     """CPU seconds used by a set of processes between start() and stop()."""
 
@@ -134,126 +142,7 @@ class CpuMeter:
         return {k: round((cpu_seconds(p) - self.before[k]) / wall, 2) for k, p in self.pids.items()}
 
 
-# ----------------------------------------------------------------------------- objects
-
-
-def cluster_key(i: int, namespaces: int, prefix: str) -> Key:
-    return (f"{prefix}{i % namespaces}", f"c{i:04d}")
-
-
-def config_objects(ns: str, name: str) -> list[dict[str, Any]]:
-    meta = {"name": name, "namespace": ns}
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": meta,
-            "data": {"BOX_DB_HOST": "postgres", "BOX_WEB_BASE_URL": "http://x", "REV": "0"},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": meta,
-            "stringData": {"BOX_DB_PASSWORD": "bench", "BOX_ADMIN_PASSWORD": "bench"},
-        },
-    ]
-
-
-def cluster_object(ns: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "aidbox.io/v1alpha1",
-        "kind": "AidboxCluster",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {},
-    }
-
-
-def cluster_ready(obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    if status.get("observedGeneration") != obj["metadata"].get("generation"):
-        return False
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-
-
-def deployment_ready(obj: dict[str, Any]) -> bool:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    return (
-        status.get("readyReplicas", 0) == spec.get("replicas", 1)
-        and status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
-        and status.get("updatedReplicas", 0) == spec.get("replicas", 1)
-    )
-
-
-def install_crd(kube: Kube) -> None:
-    crd = yaml.safe_load((ROOT / "crds" / "aidboxcluster.yaml").read_text())
-    kube.apply(crd, "bench")
-    name = crd["metadata"]["name"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        conds = (kube.get("CustomResourceDefinition", None, name).get("status") or {}).get(
-            "conditions"
-        ) or []
-        if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
-            return
-        time.sleep(0.2)
-    raise TimeoutError("the CRD was not Established in 60s")
-
-
-def make_namespaces(kube: Kube, names: list[str], threads: int) -> None:
-    def one(ns: str) -> None:
-        kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        deadline = time.monotonic() + 60
-        while not kube.get("ServiceAccount", ns, "default"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no default ServiceAccount in {ns}")
-            time.sleep(0.2)
-
-    pmap(one, names, threads)
-
-
-def make_configs(kube: Kube, keys: list[Key], threads: int) -> None:
-    def one(key: Key) -> None:
-        for obj in config_objects(*key):
-            kube.create(obj)
-
-    pmap(one, keys, threads)
-
-
-# ----------------------------------------------------------------------------- phases
-
-
-class ReadyTimes:
-    """First moment each object of a watched kind met a readiness predicate."""
-
-    def __init__(self, ready: Callable[[dict[str, Any]], bool]) -> None:
-        self.ready = ready
-        self.first: dict[Key, float] = {}
-
-    def on_event(self, etype: str, obj: dict[str, Any], t: float) -> None:
-        meta = obj["metadata"]
-        key = (meta["namespace"], meta["name"])
-        if etype != "DELETED" and key not in self.first and self.ready(obj):
-            self.first[key] = t
-
-
-def wait_converged(
-    watcher: Watcher, times: ReadyTimes, keys: list[Key], timeout: float, label: str, meter: Any
-) -> None:
-    wanted = set(keys)
-    deadline = time.monotonic() + timeout
-    while True:
-        done = watcher.wait(lambda: wanted <= times.first.keys(), 10)
-        ready = len(wanted & times.first.keys())
-        extra = f"; {meter()}" if meter else ""
-        if done:
-            log(f"{label}: {ready}/{len(wanted)} ready")
-            return
-        log(f"{label}: {ready}/{len(wanted)} ready{extra}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{label}: only {ready}/{len(wanted)} ready after {timeout}s")
+# ----------------------------------------------------------------------------- measurements
 
 
 def summarize(created: dict[Key, float], ready: dict[Key, float]) -> dict[str, Any]:
@@ -311,12 +200,16 @@ def drift_repair(kube: Kube, keys: list[Key], timeout: float = 30) -> list[float
     watcher = Watcher(kube, "Service", on_event, namespace_prefix=OP_PREFIX)
     watcher.start()
     watcher.synced.wait(60)
-    latencies = []
+    latencies: list[float] = []
     for key in keys:
         old_uid = added[key][0]
         t0 = time.monotonic()
         kube.delete("Service", *key)
-        got = watcher.wait(lambda k=key, u=old_uid: k in added and added[k][0] != u, timeout)
+
+        def recreated(k: Key = key, u: str = old_uid) -> bool:
+            return k in added and added[k][0] != u
+
+        got = watcher.wait(recreated, timeout)
         if not got:
             log(f"drift: Service {key} not recreated in {timeout}s")
             continue
@@ -345,13 +238,17 @@ def config_rollout(kube: Kube, keys: list[Key], timeout: float = 30) -> list[flo
             and any(o.get("name") == name for o in obj["metadata"].get("ownerReferences", []))
         }
 
-    latencies = []
+    latencies: list[float] = []
     for rev, key in enumerate(keys, start=1):
         with watcher.cond:
             before = owned_by(*key)
         t0 = time.monotonic()
         kube.merge_patch("ConfigMap", *key, {"data": {"REV": str(rev)}})
-        new = watcher.wait(lambda k=key, b=before: owned_by(*k) - b, timeout)
+
+        def new_replicasets(k: Key = key, b: set[Key] = before) -> set[Key]:
+            return owned_by(*k) - b
+
+        new = watcher.wait(new_replicasets, timeout)
         if not new:
             log(f"config rollout: no new ReplicaSet for {key} in {timeout}s")
             continue
@@ -359,10 +256,6 @@ def config_rollout(kube: Kube, keys: list[Key], timeout: float = 30) -> list[flo
         time.sleep(0.05)
     watcher.stop()
     return latencies
-
-
-def reconciles(metrics: dict[str, float]) -> float:
-    return sum(v for k, v in metrics.items() if k.startswith("aidbox_operator_reconciles_total{"))
 
 
 def restart(op: Operator, n: int, timeout: float) -> tuple[float, dict[str, int]]:
@@ -460,163 +353,240 @@ def audit_counts(box: Sandbox, t_from: float, t_to: float) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
-# ----------------------------------------------------------------------------- one size
+# ----------------------------------------------------------------------------- one size N
 
 
-def bench_size(n: int, args: argparse.Namespace, profile: bool) -> tuple[dict[str, Any], Any]:
+@dataclass
+class Fleet:
+    """One size N on its own sandbox: what its phases share, and the figures so far."""
+
+    n: int
+    args: argparse.Namespace
+    box: Sandbox
+    kube: Kube
+    op: Operator
+    run: dict[str, Any]
+    op_keys: list[Key] = field(default_factory=list)
+    base_keys: list[Key] = field(default_factory=list)
+    pids: dict[str, int] = field(default_factory=dict)
+    series: dict[str, list[float]] = field(default_factory=dict)
+    baseline_total_s: float = 0.0
+    requests_before: dict[str, int] = field(default_factory=dict)
+    times: ReadyTimes = field(default_factory=lambda: ReadyTimes(cluster_ready))
+    rss_converged_mb: float = 0.0
+    # time.time() at the phases' edges, to cut the API server's audit log
+    wall: dict[str, float] = field(default_factory=dict)
+    watcher: Watcher = field(init=False)  # AidboxClusters, from the burst to the restart
+
+    def __post_init__(self) -> None:
+        self.watcher = Watcher(
+            self.kube, "AidboxCluster", self.times.on_event, namespace_prefix=OP_PREFIX
+        )
+
+    def sandbox_procs(self) -> dict[str, int]:
+        return {k: self.pids[k] for k in SANDBOX_PROCS if k in self.pids}
+
+
+def set_up(fleet: Fleet) -> None:
+    """The CRD and the namespaces (`op-*` for the operator, `base-*` for the baseline)."""
+    args = fleet.args
+    install_crd(fleet.kube)
+    op_ns = [f"{OP_PREFIX}{i}" for i in range(args.namespaces)]
+    base_ns = [f"{BASE_PREFIX}{i}" for i in range(args.namespaces)]
+    make_namespaces(fleet.kube, op_ns + base_ns, args.threads)
+    fleet.op_keys = [cluster_key(i, args.namespaces, OP_PREFIX) for i in range(fleet.n)]
+    fleet.base_keys = [cluster_key(i, args.namespaces, BASE_PREFIX) for i in range(fleet.n)]
+    fleet.pids = sandbox_pids(fleet.box)
+
+
+def phase_baseline(fleet: Fleet) -> None:
+    """1. The rendered manifests of every cluster server-side applied, no operator running."""
+    make_configs(fleet.kube, fleet.base_keys, fleet.args.threads)
+    meter = CpuMeter(fleet.sandbox_procs())
+    meter.start()
+    base = run_baseline(fleet.kube, fleet.base_keys, fleet.args)
+    run = fleet.run
+    run["baseline_cpu_cores"] = meter.stop()
+    run["baseline_s"] = r(base["total_s"])
+    run["baseline_ready_p50_s"] = r(base["p50"])
+    run["baseline_ready_p99_s"] = r(base["p99"])
+    fleet.series["baseline (SSA of rendered manifests)"] = base["per_cluster"]
+    fleet.baseline_total_s = base["total_s"]
+
+
+def phase_operator_start(fleet: Fleet) -> None:
+    """2. The operator with no clusters: its RSS once it is quiet."""
+    fleet.op.start()
+    fleet.op.wait_quiet(3, 60)
+    fleet.run["rss_idle_mb"] = r(rss_mb(fleet.op.pid), 1)
+    fleet.requests_before = fleet.op.requests_by_verb()
+
+
+def phase_burst(fleet: Fleet, profile: bool) -> None:
+    """3. The clusters' ConfigMaps and Secrets, then the N AidboxClusters; until all Ready."""
+    kube, op, args = fleet.kube, fleet.op, fleet.args
+    fleet.watcher.start()
+    fleet.watcher.synced.wait(60)
+    make_configs(kube, fleet.op_keys, args.threads)
+    meter = CpuMeter({"operator": op.pid, **fleet.sandbox_procs()})
+    profile_path = Path(args.state_dir).parent / f"profile-{fleet.n}.txt"
+    profiler = Profiler(op.pid, profile_path) if profile else None
+    created: dict[Key, float] = {}
+    fleet.wall["burst"] = time.time()
+
+    def create_one(key: Key) -> None:
+        t0 = time.monotonic()
+        kube.create(cluster_object(*key))
+        created[key] = t0
+
+    def queue() -> str:
+        return f"queue {op.metrics().get('aidbox_operator_queue_depth')}"
+
+    log(f"operator: creating {fleet.n} AidboxClusters")
+    meter.start()
+    pmap(create_one, fleet.op_keys, args.threads)
+    log(f"operator: all created in {time.monotonic() - min(created.values()):.1f}s")
+    wait_converged(fleet.watcher, fleet.times, fleet.op_keys, args.timeout, "operator", queue)
+    cpu = meter.stop()
+    if profiler is not None:
+        fleet.run["profile_top"] = profiler.stop()
+    record_convergence(fleet, summarize(created, fleet.times.first), cpu)
+    record_burst_requests(fleet)
+
+
+def record_convergence(fleet: Fleet, conv: dict[str, Any], cpu: dict[str, float]) -> None:
+    run = fleet.run
+    run["operator_s"] = r(conv["total_s"])
+    run["convergence_ratio"] = r(conv["total_s"] / fleet.baseline_total_s)
+    run["ready_p50_s"] = r(conv["p50"])
+    run["ready_p90_s"] = r(conv["p90"])
+    run["ready_p99_s"] = r(conv["p99"])
+    run["burst_cpu_cores"] = cpu
+    run["operator_cpu_cores_burst"] = cpu["operator"]
+    run["apiserver_cpu_cores_burst"] = cpu.get("kube-apiserver")
+    fleet.series["operator"] = conv["per_cluster"]
+
+
+def record_burst_requests(fleet: Fleet) -> None:
+    """The burst's requests count until the operator has been quiet for 5 s."""
+    op, run, n = fleet.op, fleet.run, fleet.n
+    op.wait_quiet(5, 300)
+    fleet.wall["quiet"] = time.time()
+    burst = diff_counts(op.requests_by_verb(), fleet.requests_before)
+    run["requests_by_verb"] = burst
+    run["requests_per_cluster"] = {v: round(c / n, 2) for v, c in burst.items()}
+    run["burst_quiet_after_s"] = r(fleet.wall["quiet"] - fleet.wall["burst"], 1)
+    fleet.rss_converged_mb = rss_mb(op.pid)
+    log(
+        f"burst requests {burst}; RSS {fleet.rss_converged_mb:.1f} MB; "
+        f"idle {fleet.args.idle_seconds}s"
+    )
+
+
+def phase_idle_window(fleet: Fleet) -> None:
+    """4. `--idle-seconds` of nothing: the requests made meanwhile, then the steady RSS."""
+    op, run = fleet.op, fleet.run
+    idle0 = op.requests_by_verb()
+    time.sleep(fleet.args.idle_seconds)
+    idle = diff_counts(op.requests_by_verb(), idle0)
+    fleet.wall["idle_end"] = time.time()
+    run["idle_seconds"] = fleet.args.idle_seconds
+    run["idle_requests_by_verb"] = idle
+    run["idle_writes"] = writes(idle)
+    run["rss_loaded_mb"] = r(rss_mb(op.pid), 1)
+    run["rss_converged_mb"] = r(fleet.rss_converged_mb, 1)
+    run["rss_peak_mb"] = r(hwm_mb(op.pid), 1)
+    run["rss_per_cluster_kb"] = r((run["rss_loaded_mb"] - run["rss_idle_mb"]) * 1024 / fleet.n, 1)
+
+
+def phase_drift_and_rollout(fleet: Fleet) -> None:
+    """5. Drift repair, then config rollout, on the same `--samples` clusters one at a time."""
+    run = fleet.run
+    samples = sample_keys(fleet.op_keys, fleet.args.samples)
+    log(f"drift repair: deleting {len(samples)} Services one at a time")
+    drift = drift_repair(fleet.kube, samples)
+    run["drift_samples"] = len(drift)
+    run["drift_repair_p50_s"] = r(percentile(drift, 50))
+    run["drift_repair_p99_s"] = r(percentile(drift, 99))
+    log(f"config rollout: changing {len(samples)} ConfigMaps one at a time")
+    rollout = config_rollout(fleet.kube, samples)
+    run["config_rollout_samples"] = len(rollout)
+    run["config_rollout_p50_s"] = r(percentile(rollout, 50))
+    run["config_rollout_p99_s"] = r(percentile(rollout, 99))
+
+
+def phase_restart(fleet: Fleet) -> None:
+    """6. Once every cluster is Ready again and the operator quiet: restart it."""
+    watcher, op, run, timeout = fleet.watcher, fleet.op, fleet.run, fleet.args.timeout
+    wanted = set(fleet.op_keys)
+    watcher.wait(
+        lambda: all(k in watcher.objects and cluster_ready(watcher.objects[k]) for k in wanted),
+        timeout,
+    )
+    op.wait_quiet(3, 120)
+    log("restart: restarting the operator")
+    fleet.wall["restart"] = time.time()
+    took, counts = restart(op, fleet.n, timeout)
+    run["restart_s"] = r(took)
+    run["restart_requests_by_verb"] = counts
+    run["restart_writes"] = writes(counts)
+    fleet.wall["restart_end"] = time.time()
+    watcher.stop()
+
+
+def record_audit(fleet: Fleet) -> None:
+    """The operator's requests in the API server's audit log: burst, idle window, restart."""
+    box, wall = fleet.box, fleet.wall
+    fleet.run["audit_burst"] = audit_counts(box, wall["burst"], wall["quiet"])
+    fleet.run["audit_idle"] = audit_counts(box, wall["quiet"] + 1, wall["idle_end"])
+    fleet.run["audit_restart"] = audit_counts(box, wall["restart"], wall["restart_end"])
+
+
+def bench_size(
+    n: int, args: argparse.Namespace, profile: bool
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """One size N on a fresh sandbox, the phases of bench/README.md in order."""
     nodes = max(args.nodes, math.ceil(4.4 * n / 1100) + 1)
     box = Sandbox(state_dir=Path(args.state_dir), nodes=nodes)
     log(f"N={n}: sandbox with {nodes} nodes in {box.state_dir}")
     box.up(progress=lambda m: log(f"sandbox: {m}"))
-    kube = Kube(box.kubeconfig)
-    op: Operator | None = None
+    log_path = Path(args.state_dir).parent / f"bench-operator-{n}.log"
+    ns_args = [a for i in range(args.namespaces) for a in ("-n", f"{OP_PREFIX}{i}")]
+    op = Operator(box.kubeconfig, log_path, [*workers_args(args.workers), *ns_args])
     run: dict[str, Any] = {"n": n, "namespaces": args.namespaces, "nodes": nodes}
-    series: dict[str, list[float]] = {}
+    fleet = Fleet(n, args, box, Kube(box.kubeconfig), op, run)
     try:
-        install_crd(kube)
-        op_ns = [f"{OP_PREFIX}{i}" for i in range(args.namespaces)]
-        base_ns = [f"{BASE_PREFIX}{i}" for i in range(args.namespaces)]
-        make_namespaces(kube, op_ns + base_ns, args.threads)
-        op_keys = [cluster_key(i, args.namespaces, OP_PREFIX) for i in range(n)]
-        base_keys = [cluster_key(i, args.namespaces, BASE_PREFIX) for i in range(n)]
-        pids = sandbox_pids(box)
-
-        # 2. baseline: rendered manifests, server-side applied, no operator running
-        make_configs(kube, base_keys, args.threads)
-        meter = CpuMeter({k: pids[k] for k in SANDBOX_PROCS if k in pids})
-        meter.start()
-        base = run_baseline(kube, base_keys, args)
-        run["baseline_cpu_cores"] = meter.stop()
-        run["baseline_s"] = r(base["total_s"])
-        run["baseline_ready_p50_s"] = r(base["p50"])
-        run["baseline_ready_p99_s"] = r(base["p99"])
-        series["baseline (SSA of rendered manifests)"] = base["per_cluster"]
-
-        # 4a. the operator with no clusters
-        log_path = Path(args.state_dir).parent / f"bench-operator-{n}.log"
-        ns_args = [a for ns in op_ns for a in ("-n", ns)]
-        op = Operator(box.kubeconfig, log_path, ["--workers", str(args.workers), *ns_args])
-        op.start()
-        op.wait_quiet(3, 60)
-        run["rss_idle_mb"] = r(rss_mb(op.pid), 1)
-        before = op.requests_by_verb()
-
-        # 1. convergence
-        times = ReadyTimes(cluster_ready)
-        watcher = Watcher(kube, "AidboxCluster", times.on_event, namespace_prefix=OP_PREFIX)
-        watcher.start()
-        watcher.synced.wait(60)
-        make_configs(kube, op_keys, args.threads)
-        meter = CpuMeter({"operator": op.pid, **{k: pids[k] for k in SANDBOX_PROCS if k in pids}})
-        profile_path = Path(args.state_dir).parent / f"profile-{n}.txt"
-        profiler = Profiler(op.pid, profile_path) if profile else None
-        created: dict[Key, float] = {}
-        wall0 = time.time()
-
-        def create_one(key: Key) -> None:
-            t0 = time.monotonic()
-            kube.create(cluster_object(*key))
-            created[key] = t0
-
-        log(f"operator: creating {n} AidboxClusters")
-        meter.start()
-        pmap(create_one, op_keys, args.threads)
-        log(f"operator: all created in {time.monotonic() - min(created.values()):.1f}s")
-        wait_converged(
-            watcher,
-            times,
-            op_keys,
-            args.timeout,
-            "operator",
-            lambda: f"queue {op.metrics().get('aidbox_operator_queue_depth')}",
-        )
-        cpu = meter.stop()
-        if profiler is not None:
-            run["profile_top"] = profiler.stop()
-        conv = summarize(created, times.first)
-        run["operator_s"] = r(conv["total_s"])
-        run["convergence_ratio"] = r(conv["total_s"] / base["total_s"])
-        run["ready_p50_s"] = r(conv["p50"])
-        run["ready_p90_s"] = r(conv["p90"])
-        run["ready_p99_s"] = r(conv["p99"])
-        run["burst_cpu_cores"] = cpu
-        run["operator_cpu_cores_burst"] = cpu["operator"]
-        run["apiserver_cpu_cores_burst"] = cpu.get("kube-apiserver")
-        series["operator"] = conv["per_cluster"]
-
-        # 3. requests: the burst (until quiet), then idle
-        op.wait_quiet(5, 300)
-        wall2 = time.time()
-        burst = diff_counts(op.requests_by_verb(), before)
-        run["requests_by_verb"] = burst
-        run["requests_per_cluster"] = {v: round(c / n, 2) for v, c in burst.items()}
-        run["burst_quiet_after_s"] = r(wall2 - wall0, 1)
-        rss_converged = rss_mb(op.pid)
-        log(f"burst requests {burst}; RSS {rss_converged:.1f} MB; idle {args.idle_seconds}s")
-        idle0 = op.requests_by_verb()
-        time.sleep(args.idle_seconds)
-        idle = diff_counts(op.requests_by_verb(), idle0)
-        wall3 = time.time()
-        run["idle_seconds"] = args.idle_seconds
-        run["idle_requests_by_verb"] = idle
-        run["idle_writes"] = writes(idle)
-
-        # 4b. memory with N clusters, after the idle window (steady state)
-        run["rss_loaded_mb"] = r(rss_mb(op.pid), 1)
-        run["rss_converged_mb"] = r(rss_converged, 1)
-        run["rss_peak_mb"] = r(hwm_mb(op.pid), 1)
-        run["rss_per_cluster_kb"] = r((run["rss_loaded_mb"] - run["rss_idle_mb"]) * 1024 / n, 1)
-
-        # 5. drift repair and config rollout
-        samples = sample_keys(op_keys, args.samples)
-        log(f"drift repair: deleting {len(samples)} Services one at a time")
-        drift = drift_repair(kube, samples)
-        run["drift_samples"] = len(drift)
-        run["drift_repair_p50_s"] = r(percentile(drift, 50))
-        run["drift_repair_p99_s"] = r(percentile(drift, 99))
-        log(f"config rollout: changing {len(samples)} ConfigMaps one at a time")
-        rollout = config_rollout(kube, samples)
-        run["config_rollout_samples"] = len(rollout)
-        run["config_rollout_p50_s"] = r(percentile(rollout, 50))
-        run["config_rollout_p99_s"] = r(percentile(rollout, 99))
-
-        # 6. restart with N clusters present, once everything is Ready again
-        wanted = set(op_keys)
-        watcher.wait(
-            lambda: all(k in watcher.objects and cluster_ready(watcher.objects[k]) for k in wanted),
-            args.timeout,
-        )
-        op.wait_quiet(3, 120)
-        log("restart: restarting the operator")
-        wall4 = time.time()
-        run["restart_s"], restart_counts = restart(op, n, args.timeout)
-        run["restart_s"] = r(run["restart_s"])
-        run["restart_requests_by_verb"] = restart_counts
-        run["restart_writes"] = writes(restart_counts)
-        wall5 = time.time()
-        watcher.stop()
-        run["audit_burst"] = audit_counts(box, wall0, wall2)
-        run["audit_idle"] = audit_counts(box, wall2 + 1, wall3)
-        run["audit_restart"] = audit_counts(box, wall4, wall5)
+        set_up(fleet)
+        phase_baseline(fleet)
+        phase_operator_start(fleet)
+        phase_burst(fleet, profile)
+        phase_idle_window(fleet)
+        phase_drift_and_rollout(fleet)
+        phase_restart(fleet)
+        record_audit(fleet)
         log(f"N={n} done: {json.dumps({k: v for k, v in run.items() if 'audit' not in k})}")
     finally:
-        if op is not None:
-            op.stop()
-        kube.close()
+        op.stop()
+        fleet.kube.close()
         if not args.keep_sandbox:
             box.down()
-    return run, series
+    return run, fleet.series
 
 
 # ----------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--sizes", default="100,1000", help="comma-separated N (default 100,1000)")
     parser.add_argument("--idle-seconds", type=float, default=300)
     parser.add_argument("--namespaces", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=8, help="operator --workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"operator --workers (default: not passed, the operator's own, {DEFAULT_WORKERS})",
+    )
     parser.add_argument("--threads", type=int, default=16, help="client threads for creates")
     parser.add_argument("--samples", type=int, default=100, help="drift/rollout samples")
     parser.add_argument("--nodes", type=int, default=4, help="minimum simulated nodes")
@@ -633,21 +603,37 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--surroundings-clusters", type=int, default=100)
     parser.add_argument("--settle-seconds", type=float, default=30, help="before steady RSS")
-    args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    args.out.mkdir(parents=True, exist_ok=True)
-    Path(args.state_dir).parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    results: dict[str, Any] = {
+    return parser.parse_args(argv)
+
+
+def new_results(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
+    """The run's header: command, machine, versions, settings (with the workers used)."""
+    settings = {
+        k: v for k, v in vars(args).items() if k not in ("out", "state_dir", "keep_sandbox")
+    }
+    if settings["workers"] is None:
+        settings["workers"] = DEFAULT_WORKERS
+    return {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
         "machine": machine_facts(),
         "versions": versions(),
-        "settings": {
-            k: v for k, v in vars(args).items() if k not in ("out", "state_dir", "keep_sandbox")
-        },
+        "settings": settings,
         "runs": [],
     }
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    Path(args.state_dir).parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results = new_results(args, argv)
     series: dict[int, dict[str, list[float]]] = {}
     latest = args.out / "latest.json"
     if not sizes and latest.exists():
@@ -656,20 +642,18 @@ def main(argv: list[str] | None = None) -> int:
         results["runs"] = previous.get("runs", [])
         results["fleet_from"] = {k: previous.get(k) for k in ("started", "command", "versions")}
     if args.surroundings:
-        from surroundings import bench_surroundings
-
         sub = argparse.Namespace(**{**vars(args), "keep_sandbox": args.keep_sandbox and not sizes})
         results["surroundings"] = bench_surroundings(sub)
-        latest.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(latest, results)
     for i, n in enumerate(sizes):
         keep = args.keep_sandbox and i == len(sizes) - 1
         sub = argparse.Namespace(**{**vars(args), "keep_sandbox": keep})
         run, series[n] = bench_size(n, sub, profile=not args.no_profile and n == max(sizes))
         results["runs"].append(run)
         results["total_s"] = round(time.monotonic() - started, 1)
-        (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_json(latest, results)
     results["total_s"] = round(time.monotonic() - started, 1)
-    latest.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(latest, results)
     table = markdown(results)
     (args.out / "latest.md").write_text(table)
     if series:

@@ -28,9 +28,32 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import run as fleet
-from kube import Kube, Watcher
-from procs import Operator, cpu_seconds, hwm_mb, rss_mb, writes
+from kube import Key, Kube, Watcher
+from procs import (
+    Operator,
+    cpu_seconds,
+    diff_counts,
+    hwm_mb,
+    reconciles,
+    rss_mb,
+    sandbox_pids,
+    wait_until,
+    workers_args,
+    writes,
+)
+from workload import (
+    OP_PREFIX,
+    ReadyTimes,
+    cluster_key,
+    cluster_object,
+    cluster_ready,
+    install_crd,
+    log,
+    make_configs,
+    make_namespaces,
+    pmap,
+    wait_converged,
+)
 
 from aidbox_sandbox import Sandbox
 from aidbox_sandbox.operator import received_since, tcp_received
@@ -126,12 +149,12 @@ def restart_figures(op: Operator, clusters: int, timeout: float, port: int) -> d
         if (
             in_sync is None
             and metrics
-            and fleet.reconciles(metrics) >= clusters
+            and reconciles(metrics) >= clusters
             and metrics.get("aidbox_operator_queue_depth", 1) == 0
         ):
             in_sync = time.monotonic() - t0
         time.sleep(0.1)
-    figures = {
+    figures: dict[str, Any] = {
         "rss_30s_mb": round(rss_mb(op.pid), 1),
         "rss_peak_mb": round(hwm_mb(op.pid), 1),
         "in_sync_s": None if in_sync is None else round(in_sync, 2),
@@ -139,7 +162,7 @@ def restart_figures(op: Operator, clusters: int, timeout: float, port: int) -> d
         "tcp_received_bytes": sampler.stop(),
     }
     if in_sync is None:
-        op.wait(lambda: fleet.reconciles(op.metrics()) >= clusters, timeout, "restart in sync")
+        wait_until(lambda: reconciles(op.metrics()) >= clusters, timeout, "restart in sync")
         figures["in_sync_s"] = round(time.monotonic() - t0, 2)
     op.wait_quiet(3, timeout)
     figures["requests_by_verb"] = op.requests_by_verb()
@@ -148,10 +171,10 @@ def restart_figures(op: Operator, clusters: int, timeout: float, port: int) -> d
 
 
 def create_unrelated(kube: Kube, count: int, threads: int, timeout: float) -> None:
-    fleet.pmap(lambda i: kube.create(helm_like_secret(i)), range(count), threads)
-    fleet.log(f"surroundings: {count} Secrets created")
-    fleet.pmap(lambda i: kube.create(configmap(i)), range(count), threads)
-    fleet.log(f"surroundings: {count} ConfigMaps created")
+    pmap(lambda i: kube.create(helm_like_secret(i)), range(count), threads)
+    log(f"surroundings: {count} Secrets created")
+    pmap(lambda i: kube.create(configmap(i)), range(count), threads)
+    log(f"surroundings: {count} ConfigMaps created")
     kube.create(filler_deployment(count))
     deadline = time.monotonic() + timeout
     while True:
@@ -161,7 +184,7 @@ def create_unrelated(kube: Kube, count: int, threads: int, timeout: float) -> No
         if time.monotonic() > deadline:
             raise TimeoutError(f"filler pods: {status.get('readyReplicas', 0)}/{count} Ready")
         time.sleep(2)
-    fleet.log(f"surroundings: {count} pods Ready")
+    log(f"surroundings: {count} pods Ready")
 
 
 def settle(op: Operator, seconds: float) -> float:
@@ -170,74 +193,82 @@ def settle(op: Operator, seconds: float) -> float:
     return round(rss_mb(op.pid), 1)
 
 
+def start_with_clusters(
+    kube: Kube, op: Operator, keys: list[Key], args: argparse.Namespace
+) -> None:
+    """Step 1: the CRD, namespaces, the clusters' ConfigMaps and Secrets, the operator, then
+    the clusters; returns once every cluster is Ready and the operator is quiet."""
+    install_crd(kube)
+    op_ns = [f"{OP_PREFIX}{i}" for i in range(args.namespaces)]
+    make_namespaces(kube, [*op_ns, NAMESPACE], args.threads)
+    make_configs(kube, keys, args.threads)
+    op.start()
+    times = ReadyTimes(cluster_ready)
+    watcher = Watcher(kube, "AidboxCluster", times.on_event, namespace_prefix=OP_PREFIX)
+    watcher.start()
+    watcher.synced.wait(60)
+    pmap(lambda k: kube.create(cluster_object(*k)), keys, args.threads)
+    wait_converged(watcher, times, keys, args.timeout, "surroundings clusters", None)
+    watcher.stop()
+    op.wait_quiet(5, 300)
+
+
+def creation_window(
+    box: Sandbox, kube: Kube, op: Operator, port: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Step 3: create the unrelated objects; what the operator and kube-apiserver spent."""
+    apiserver = sandbox_pids(box)["kube-apiserver"]
+    tcp = TcpSampler(op.pid, port)
+    tcp.start()
+    before = (cpu_seconds(op.pid), cpu_seconds(apiserver), op.metrics())
+    t0 = time.monotonic()
+    create_unrelated(kube, args.surroundings, args.threads, args.timeout)
+    op.wait_quiet(3, 300)
+    window: dict[str, Any] = {
+        "seconds": round(time.monotonic() - t0, 1),
+        "operator_cpu_s": round(cpu_seconds(op.pid) - before[0], 2),
+        "apiserver_cpu_s": round(cpu_seconds(apiserver) - before[1], 2),
+        "received_bytes": int(op.metrics().get(RECEIVED, 0) - before[2].get(RECEIVED, 0)),
+        "tcp_received_bytes": tcp.stop(),
+        "requests_by_verb": diff_counts(op.requests_by_verb(), op.requests_by_verb(before[2])),
+    }
+    window["operator_vs_apiserver_cpu_pct"] = round(
+        100 * window["operator_cpu_s"] / max(window["apiserver_cpu_s"], 1e-9), 2
+    )
+    log(f"surroundings: creation window {window}")
+    return window
+
+
 def bench_surroundings(args: argparse.Namespace) -> dict[str, Any]:
+    """The scenario in the order of bench/README.md; one sandbox, one operator process."""
     count, clusters = args.surroundings, args.surroundings_clusters
     nodes = max(args.nodes, math.ceil((4.4 * clusters + count) / 1100) + 1)
     state_dir = Path(args.state_dir).with_name("surroundings")
     box = Sandbox(state_dir=state_dir, nodes=nodes)
-    fleet.log(f"surroundings: U={count} next to {clusters} clusters; {nodes} nodes")
-    box.up(progress=lambda m: fleet.log(f"sandbox: {m}"))
+    log(f"surroundings: U={count} next to {clusters} clusters; {nodes} nodes")
+    box.up(progress=lambda m: log(f"sandbox: {m}"))
     kube = Kube(box.kubeconfig)
     port = urlparse(kube.host).port or 443
-    op: Operator | None = None
+    log_path = state_dir.parent / "bench-operator-surroundings.log"
+    op = Operator(box.kubeconfig, log_path, [*workers_args(args.workers), "-A"])
     out: dict[str, Any] = {"unrelated_each": count, "clusters": clusters, "nodes": nodes}
     try:
-        fleet.install_crd(kube)
-        op_ns = [f"{fleet.OP_PREFIX}{i}" for i in range(args.namespaces)]
-        fleet.make_namespaces(kube, [*op_ns, NAMESPACE], args.threads)
-        keys = [fleet.cluster_key(i, args.namespaces, fleet.OP_PREFIX) for i in range(clusters)]
-        fleet.make_configs(kube, keys, args.threads)
-        log_path = state_dir.parent / "bench-operator-surroundings.log"
-        op = Operator(box.kubeconfig, log_path, ["--workers", str(args.workers), "-A"])
-        op.start()
-        times = fleet.ReadyTimes(fleet.cluster_ready)
-        watcher = Watcher(kube, "AidboxCluster", times.on_event, namespace_prefix=fleet.OP_PREFIX)
-        watcher.start()
-        watcher.synced.wait(60)
-        fleet.pmap(lambda k: kube.create(fleet.cluster_object(*k)), keys, args.threads)
-        fleet.wait_converged(watcher, times, keys, args.timeout, "surroundings clusters", None)
-        watcher.stop()
-        op.wait_quiet(5, 300)
-
-        fleet.log("surroundings: restart without unrelated objects")
+        keys = [cluster_key(i, args.namespaces, OP_PREFIX) for i in range(clusters)]
+        start_with_clusters(kube, op, keys, args)
+        log("surroundings: restart without unrelated objects")
         out["without"] = restart_figures(op, clusters, args.timeout, port)
         out["without"]["rss_steady_mb"] = settle(op, args.settle_seconds)
-
-        pids = fleet.sandbox_pids(box)
-        apiserver = pids["kube-apiserver"]
-        tcp = TcpSampler(op.pid, port)
-        tcp.start()
-        before = (cpu_seconds(op.pid), cpu_seconds(apiserver), op.metrics())
-        t0 = time.monotonic()
-        create_unrelated(kube, count, args.threads, args.timeout)
-        op.wait_quiet(3, 300)
-        window = {
-            "seconds": round(time.monotonic() - t0, 1),
-            "operator_cpu_s": round(cpu_seconds(op.pid) - before[0], 2),
-            "apiserver_cpu_s": round(cpu_seconds(apiserver) - before[1], 2),
-            "received_bytes": int(op.metrics().get(RECEIVED, 0) - before[2].get(RECEIVED, 0)),
-            "tcp_received_bytes": tcp.stop(),
-            "requests_by_verb": fleet.diff_counts(
-                op.requests_by_verb(), op.requests_by_verb(before[2])
-            ),
-        }
-        window["operator_vs_apiserver_cpu_pct"] = round(
-            100 * window["operator_cpu_s"] / max(window["apiserver_cpu_s"], 1e-9), 2
-        )
-        out["creation_window"] = window
-        fleet.log(f"surroundings: creation window {window}")
+        out["creation_window"] = creation_window(box, kube, op, port, args)
         rss_with = settle(op, args.settle_seconds)
-
-        fleet.log("surroundings: restart with unrelated objects")
+        log("surroundings: restart with unrelated objects")
         out["with"] = restart_figures(op, clusters, args.timeout, port)
         out["with"]["rss_steady_mb"] = rss_with
         out["with"]["rss_steady_after_restart_mb"] = settle(op, args.settle_seconds)
         for key in ("rss_steady_mb", "rss_30s_mb", "rss_peak_mb"):
             out[f"delta_{key}"] = round(out["with"][key] - out["without"][key], 1)
-        fleet.log(f"surroundings done: {out}")
+        log(f"surroundings done: {out}")
     finally:
-        if op is not None:
-            op.stop()
+        op.stop()
         kube.close()
         if not args.keep_sandbox:
             box.down()
