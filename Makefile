@@ -21,9 +21,10 @@ test: lint
 	$(BIN)/pytest -ra $(PYTEST_ARGS) tests
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src sandbox/src tests
-	$(BIN)/ruff format --check src sandbox/src tests
+	$(BIN)/ruff check src sandbox/src tests bench scripts
+	$(BIN)/ruff format --check src sandbox/src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/mypy bench scripts
 	$(BIN)/lint-imports
 	$(BIN)/aidbox-operator crd --check crds/aidboxcluster.yaml
 

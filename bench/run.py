@@ -59,8 +59,8 @@ from workload import (  # noqa: E402
 )
 
 from aidbox_operator.model import AidboxCluster  # noqa: E402
-from aidbox_operator.reconcile.controller import DEFAULT_WORKERS  # noqa: E402
 from aidbox_operator.render import render_cluster  # noqa: E402
+from aidbox_operator.runtime.workers import DEFAULT_WORKERS  # noqa: E402
 from aidbox_sandbox import (  # noqa: E402
     ETCD_VERSION,
     KUBERNETES_VERSION,
