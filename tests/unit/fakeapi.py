@@ -154,7 +154,8 @@ class FakeKube(KubeClient):
             raise self._missing(key)
         current = self.objects[key]
         if sub == "status":
-            current["status"] = copy.deepcopy(body["status"])
+            # A merge patch, as the API server applies it: keys it does not name stay.
+            current["status"] = _merge(current.get("status") or {}, body["status"])
         elif content_type == "application/json-patch+json":
             self._json_patch(current, body)
         else:

@@ -430,6 +430,19 @@ async def test_running_versions_come_from_the_pods_health() -> None:
     await health.close()
 
 
+async def test_status_keys_that_went_away_are_removed() -> None:
+    """A merge patch leaves keys it does not name: after a rollback the status once read
+    {"2510.1": 3, "2510.2": 1} for minutes. The status write names the gone keys with null."""
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+    stored = h.api.objects[("AidboxCluster", "default", "aidbox")]
+    stored["status"]["runningVersions"] = {"2510.1": 3, "2510.2": 1}
+    stored["metadata"]["resourceVersion"] = str(next(h.api._ids))
+    await h.reconcile()  # no pod reports a version (health reads are off here)
+    assert h.status()["runningVersions"] == {}
+
+
 async def test_a_new_cluster_asks_for_each_child_name_once() -> None:
     h = Harness()
     _ready_cluster(h)

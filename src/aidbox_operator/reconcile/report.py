@@ -11,6 +11,7 @@ from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import ObjectStore
 from aidbox_operator.runtime.client import ApiError, KubeClient
 from aidbox_operator.runtime.events import EventRecorder
+from aidbox_operator.runtime.patch import merge_patch
 from aidbox_operator.status import Observation, compute_status, transition_events
 
 
@@ -54,12 +55,15 @@ class StatusReporter:
         now = self.clock()
         status = compute_status(obs, previous, now)
         result.phase = status.phase
-        if status.to_api() == previous.to_api():
+        wanted, before = status.to_api(), previous.to_api()
+        if wanted == before:
             return
         meta = body["metadata"]
         try:
+            # Every key this status no longer has is removed (a release that stopped running,
+            # a finished upgrade): a plain merge patch would leave it in place.
             updated = await self.client.patch_status(
-                AIDBOX_CLUSTERS, meta["namespace"], meta["name"], status.to_api()
+                AIDBOX_CLUSTERS, meta["namespace"], meta["name"], merge_patch(before, wanted)
             )
         except ApiError as err:
             if err.not_found:
