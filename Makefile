@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit integration e2e faults generate down clean bench demo
+.PHONY: run test lint quick unit integration e2e faults realnode generate down clean bench demo
 
 $(BIN)/.installed: pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,18 +28,29 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports
 	$(BIN)/aidbox-operator crd --check crds/aidboxcluster.yaml
 
+## make quick: every suite but the slow ones that start nodes of their own (faults, realnode)
+quick: $(BIN)/.installed
+	$(BIN)/pytest -ra $(PYTEST_ARGS) -m "not faults and not realnode" tests
+
+## make unit: the unit tests alone (no sandbox)
 unit: $(BIN)/.installed
 	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/unit
 
+## make integration: the operator against the sandbox's API server
 integration: $(BIN)/.installed
 	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/integration
 
+## make e2e: the demo tour end to end on the sandbox
 e2e: $(BIN)/.installed
 	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/e2e
 
 ## make faults: the fault-injection suite alone (private sandbox; figures in build/faults-figures.jsonl)
 faults: $(BIN)/.installed
 	$(BIN)/pytest -ra -s $(PYTEST_ARGS) tests/faults
+
+## make realnode: real kubelet nodes on this machine, real traffic (zero downtime, confinement)
+realnode: $(BIN)/.installed
+	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/realnode
 
 ## regenerate the files generated from the model (CRD, README field reference, golden files)
 generate: $(BIN)/.installed

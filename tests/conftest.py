@@ -22,12 +22,21 @@ from operator_process import OperatorProcess
 
 USE_EXISTING = os.environ.get("AIDBOX_TEST_USE_EXISTING_CLUSTER") == "1"
 _CLUSTER_DIRS = ("integration", "e2e", "realnode")
+# Each suite's directory under tests/ is also its marker (declared in pyproject.toml), so that
+# `pytest -m "not faults and not realnode"` runs the quick suites.
+SUITES = ("unit", "integration", "e2e", "faults", "realnode")
+_TESTS = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        parts = Path(str(item.path)).parts
-        if "tests" in parts and any(d in parts for d in _CLUSTER_DIRS):
+        path = Path(str(item.path)).resolve()
+        if not path.is_relative_to(_TESTS):
+            continue
+        suite = path.relative_to(_TESTS).parts[0]
+        if suite in SUITES:
+            item.add_marker(getattr(pytest.mark, suite))
+        if suite in _CLUSTER_DIRS:
             item.add_marker(pytest.mark.sandbox)
 
 

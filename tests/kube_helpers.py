@@ -113,6 +113,16 @@ def wait_condition(
     )
 
 
+def status_current(body: dict[str, Any]) -> bool:
+    """Whether the operator has written a status for the cluster's current spec: every
+    condition names metadata.generation (status.observedGeneration may stay behind on purpose,
+    while a change is held). Proof that it saw a spec change, before a test asserts that
+    nothing came of the change."""
+    conditions = (body.get("status") or {}).get("conditions") or []
+    generation = body["metadata"]["generation"]
+    return bool(conditions) and all(c.get("observedGeneration") == generation for c in conditions)
+
+
 def make_config(
     api: client.ApiClient,
     name: str,

@@ -20,12 +20,6 @@ from pods import OperatorPods
 _RAN: list[bool] = []  # set once this session started the fault sandbox
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if Path(str(item.path)).parent == Path(__file__).parent:
-            item.add_marker(pytest.mark.faults)
-
-
 @pytest.fixture(scope="session")
 def fault_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from aidbox_sandbox import Sandbox, SandboxError

@@ -242,6 +242,9 @@ def test_watch_expiry_410_gone(fleet: Fleet) -> None:
         watch_restarts_410=_watch_restarts(fleet) - before,
     )
     assert_safe(row)
+    assert row["watch_restarts_410"] >= 1, (
+        "no watch was relisted after 410 Gone: the scenario did not happen"
+    )
 
 
 def test_sigkill_at_random_points_of_a_burst(fleet: Fleet) -> None:

@@ -26,7 +26,7 @@ from kube_helpers import (
     wait_condition,
     wait_event,
 )
-from operator_process import OperatorProcess
+from operator_process import OperatorProcess, reconciles, requests, wait_counted
 
 pytestmark = pytest.mark.usefixtures("operator")
 NOT_READY_LABEL = "sandbox.aidbox.io/not-ready"
@@ -190,7 +190,7 @@ def test_stuck_rollout_is_reported_and_old_pods_keep_serving(
 
 
 def test_config_change_rolls_pods_and_unrelated_change_does_not(
-    api_client: Any, namespace: str
+    api_client: Any, namespace: str, operator: OperatorProcess
 ) -> None:
     core = client.CoreV1Api(api_client)
     make_config(api_client, "cfg", namespace)
@@ -202,8 +202,19 @@ def test_config_change_rolls_pods_and_unrelated_change_does_not(
     wait_condition(api_client, "cfg", namespace, "Ready")
     assert len(_replica_sets(api_client, "cfg", namespace)) == 1
 
+    generation = client.AppsV1Api(api_client).read_namespaced_deployment("cfg", namespace)
+    generation = generation.metadata.generation
     core.patch_namespaced_config_map("unrelated", namespace, {"data": {"A": "2"}})
-    time.sleep(3)
+    # Proof that the operator has received the unrelated change: a label on the referenced
+    # ConfigMap, later on the same watch, makes it read that one again (a GET) and look at the
+    # cluster again (a reconcile pass), which finds nothing to do.
+    gets, passes = requests("get"), reconciles()
+    metrics = operator.metrics()
+    core.patch_namespaced_config_map("cfg", namespace, {"metadata": {"labels": {"seen": "1"}}})
+    wait_counted(operator, gets, gets(metrics), "a label on the referenced ConfigMap (read)")
+    wait_counted(operator, passes, passes(metrics), "a label on the referenced ConfigMap (pass)")
+    dep = client.AppsV1Api(api_client).read_namespaced_deployment("cfg", namespace)
+    assert dep.metadata.generation == generation, "unrelated change rolled pods"
     assert len(_replica_sets(api_client, "cfg", namespace)) == 1, "unrelated change rolled pods"
 
     latencies = []

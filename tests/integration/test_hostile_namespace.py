@@ -55,7 +55,7 @@ from kube_helpers import (
     get_cluster,
     wait_condition,
 )
-from operator_process import OperatorProcess
+from operator_process import OperatorProcess, reconciles, wait_counted
 
 OWNER = "owner"  # an AidboxCluster whose objects get in the others' way
 HELM_LABELS = {"app.kubernetes.io/managed-by": "Helm", "helm.sh/chart": "aidbox-0.1.0"}
@@ -584,12 +584,17 @@ def test_fighting_writer_is_named_and_repairs_slow_down(
         except AssertionError as err:
             # Checked again below, after the slow-down has been measured too.
             failures.append(f"no ConflictingWriter after the third repair: {err}")
-        # Now the writer's changes stand for a while: count the Deployment's writes.
+        # Now the writer's changes stand for a while: count the Deployment's writes. Each one is
+        # proven seen (a reconcile pass) before the next: seen, and not repaired.
+        passes = reconciles("success")
+        seen = passes(hostile_operator.metrics())
         first = write("stable")
         started = time.monotonic()
         for tag in ("edge", "stable", "edge"):
+            seen = wait_counted(hostile_operator, passes, seen, "the writer's change")
             time.sleep(2)  # the writer's own pace
             last = write(tag)
+        wait_counted(hostile_operator, passes, seen, "the writer's last change")
         held_for = time.monotonic() - started
         assert image() == "healthsamurai/aidboxone:edge"
         generation = apps.read_namespaced_deployment(name, ns).metadata.generation

@@ -28,7 +28,7 @@ from kube_helpers import (
     wait_condition,
     wait_event,
 )
-from operator_process import WRITE_VERBS, OperatorProcess, wait_quiet
+from operator_process import WRITE_VERBS, OperatorProcess, reconciles, wait_counted, wait_quiet
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -298,7 +298,10 @@ def test_no_writes_at_steady_state(
         wait_quiet(op, seconds=2)
         before = op.requests_by_verb()
         events_before = len(events_for(api_client, "quiet", namespace))
-        # Unrelated edits wake the operator up; it must find nothing to do.
+        # Unrelated edits wake the operator up; it must find nothing to do. Each one is proven
+        # seen (a reconcile pass of this operator, which watches nothing else) before the count.
+        passes = reconciles()
+        seen = passes(op.metrics())
         client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
             GROUP,
             VERSION,
@@ -307,13 +310,14 @@ def test_no_writes_at_steady_state(
             "quiet",
             {"metadata": {"annotations": {"example.com/touched": "1"}}},
         )
+        seen = wait_counted(op, passes, seen, "an annotation on the AidboxCluster")
         client.AppsV1Api(api_client).patch_namespaced_deployment(
             "quiet",
             namespace,
             {"metadata": {"annotations": {"example.com/other-tool": "x"}}},
             field_manager="other-tool",
         )
-        time.sleep(5)
+        wait_counted(op, passes, seen, "another tool's annotation on the Deployment")
         after = op.requests_by_verb()
         writes = {v: after.get(v, 0) - before.get(v, 0) for v in WRITE_VERBS}
         assert not any(writes.values()), f"writes at steady state: {before} -> {after}"

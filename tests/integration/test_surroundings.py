@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -21,7 +20,7 @@ from aidbox_operator.runtime.kinds import CONFIGMAPS
 from aidbox_sandbox.operator import received_since, tcp_received
 from helpers import wait_for
 from kube_helpers import create_cluster, get_cluster, make_config, wait_condition
-from operator_process import OperatorProcess, wait_quiet
+from operator_process import OperatorProcess, reconciles, requests, wait_counted, wait_quiet
 
 RECEIVED = "aidbox_operator_api_received_bytes_total"
 # 8 Secrets + 8 ConfigMaps of 512 KB and 10 pods with 100 KB of annotations: ~12 MB on the wire
@@ -59,6 +58,28 @@ def _unrelated(api: Any, namespace: str) -> None:
     )
 
 
+def _seen_after(api: Any, op: OperatorProcess, namespace: str, name: str) -> None:
+    """Proof that the operator's watches have passed everything made before: one small change
+    per watched kind, later on the same cluster-wide watch, each seen by the operator. A label
+    on the cluster's ConfigMap and Secret makes it read them again (GETs); an annotation on one
+    of its pods makes it reconcile. The unrelated objects came earlier on those watches, so
+    whatever of them the API server sends has arrived by then."""
+    core = client.CoreV1Api(api)
+    gets, passes = requests("get"), reconciles()
+    metrics = op.metrics()
+    label = {"metadata": {"labels": {"example.com/seen": "1"}}}
+    core.patch_namespaced_config_map(name, namespace, label)
+    core.patch_namespaced_secret(name, namespace, label)
+    pod = core.list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/instance={name}")
+    core.patch_namespaced_pod(
+        pod.items[0].metadata.name,
+        namespace,
+        {"metadata": {"annotations": {"example.com/seen": "1"}}},
+    )
+    wait_counted(op, gets, gets(metrics), "labels on the ConfigMap and Secret", more=2)
+    wait_counted(op, passes, passes(metrics), "an annotation on one of the pods")
+
+
 def test_unrelated_objects_cost_the_operator_no_traffic(
     api_client: Any, own_namespace: str, operator_credentials: Path, tmp_path: Path
 ) -> None:
@@ -79,7 +100,7 @@ def test_unrelated_objects_cost_the_operator_no_traffic(
         assert op.proc is not None
         before = tcp_received(op.proc.pid, port)
         _unrelated(api_client, other)
-        time.sleep(3)
+        _seen_after(api_client, op, namespace, "c")
         received = received_since(before, tcp_received(op.proc.pid, port))
         assert received < 1_000_000, f"{received} bytes for ~12 MB of unrelated objects"
 

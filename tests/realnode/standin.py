@@ -82,7 +82,6 @@ def template_hash(api: client.ApiClient, name: str, namespace: str) -> str:
 def evict_all_from(api: client.ApiClient, name: str, namespace: str, node: str) -> int:
     """Drain one cluster's pods from `node` through the Eviction API (the PDB decides when),
     as `kubectl drain` does. Returns how many evictions the PDB refused on the way."""
-    core = client.CoreV1Api(api)
     refused = 0
     deadline = time.monotonic() + 180
     while True:
@@ -95,13 +94,18 @@ def evict_all_from(api: client.ApiClient, name: str, namespace: str, node: str) 
             return refused
         assert time.monotonic() < deadline, f"could not evict {[p.metadata.name for p in left]}"
         for pod in left:
-            body = client.V1Eviction(
-                metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=namespace)
-            )
-            try:
-                core.create_namespaced_pod_eviction(pod.metadata.name, namespace, body)
-            except client.ApiException as exc:
-                if exc.status != 429:  # 429: the PDB allows no disruption right now
-                    raise
+            if not evict(api, namespace, pod.metadata.name):
                 refused += 1
         time.sleep(1)
+
+
+def evict(api: client.ApiClient, namespace: str, pod: str) -> bool:
+    """One eviction through the Eviction API: False when the PDB refused it (429)."""
+    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=namespace))
+    try:
+        client.CoreV1Api(api).create_namespaced_pod_eviction(pod, namespace, body)
+    except client.ApiException as exc:
+        if exc.status != 429:  # 429: the PDB allows no disruption right now
+            raise
+        return False
+    return True
