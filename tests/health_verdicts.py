@@ -4,7 +4,10 @@ VERDICTS is the one table of truth: the unit tests assert it for hand-written ob
 integration tests for live objects the real operator drove into each scenario, and README.md's
 "Health verdicts" section must print exactly `verdict_table()`. kstatus is judged by the Go helper
 in tools/kstatus (sigs.k8s.io/cli-utils, what Flux and kpt use), Argo CD by running
-deploy/argocd/aidboxcluster-health.lua in Lua 5.1, the dialect of Argo CD's gopher-lua.
+deploy/argocd/aidboxcluster-health.lua twice: in Argo CD's own VM (`argocd`: the Go helper in
+tools/argocd-health, gopher-lua with only the libraries Argo CD opens and its conversions of the
+object and the result) and in Lua 5.1 via lupa (`ArgoHealth`: in-process, cheap enough to poll
+live objects). The unit tests require both to agree on every object they judge.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import yaml
 from lupa import lua51
 
-from tools import kstatus_verdicts
+from tools import argocd_health_verdicts, kstatus_verdicts
 
 REPO = Path(__file__).resolve().parents[1]
 LUA_SCRIPT = REPO / "deploy" / "argocd" / "aidboxcluster-health.lua"
@@ -83,8 +86,23 @@ def kstatus_details(obj: dict[str, Any]) -> dict[str, Any]:
     return kstatus_verdicts([obj])[0]
 
 
+def argocd(objects: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Argo CD's {"status", "message"} for each object, from the health script run in Argo CD's
+    Lua VM (one helper process for all of them); with "error" too when the script failed, where
+    Argo CD would show Unknown and the error."""
+    return argocd_health_verdicts(LUA_SCRIPT, objects)
+
+
+def argocd_failure(verdict: dict[str, str]) -> str:
+    """Why the script failed for a verdict of `argocd`, empty when it did not."""
+    if "error" not in verdict:
+        return ""
+    return f"the script failed in Argo CD's Lua VM: {verdict['error']}"
+
+
 class ArgoHealth:
-    """Runs the Argo CD health script the way Argo CD does: `obj` set, the chunk returns hs."""
+    """Runs the Argo CD health script in Lua 5.1 (lupa) as Argo CD calls it: `obj` set, the chunk
+    returns hs. Stock Lua opens every standard library, Argo CD's VM does not (see `argocd`)."""
 
     def __init__(self, script: Path = LUA_SCRIPT) -> None:
         self.runtime = lua51.LuaRuntime(unpack_returned_tuples=True)

@@ -5,6 +5,9 @@ has finished with, fully applied or finally refused (Stalled=True then says why)
 (paused, missing reference, transient error) or one still being applied does not advance it.
 Reconciling=True while a change rolls out or is held, Stalled=True when it cannot succeed
 without a new spec, Ready=True only when every replica runs the current spec.
+
+Argo CD's verdict is taken from Argo CD's own Lua VM (tools/argocd-health, all rows in one
+process) and required to equal lupa's (Lua 5.1), which the integration tests poll with.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from health_verdicts import (
     REPO,
     SCENARIOS,
     ArgoHealth,
+    argocd,
+    argocd_failure,
     as_json,
     crd_status_schema,
     kstatus,
@@ -219,9 +224,34 @@ _NEW_IS_JUDGED_CURRENT = pytest.mark.xfail(
 )
 
 
+class BothVMs:
+    """Argo CD's verdict for one object from its Lua VM, after checking lupa's is the same."""
+
+    def __init__(self) -> None:
+        self.lupa = ArgoHealth()
+
+    def __call__(self, obj: dict[str, Any]) -> dict[str, str]:
+        vm = argocd([obj])[0]
+        assert not argocd_failure(vm), f"{argocd_failure(vm)}\n{as_json(obj)}"
+        lupa = self.lupa(obj)
+        assert lupa == vm, f"lupa: {lupa}, Argo CD's VM: {vm}\n{as_json(obj)}"
+        return vm
+
+
 @pytest.fixture(scope="module")
-def argo() -> ArgoHealth:
+def lupa() -> ArgoHealth:
     return ArgoHealth()
+
+
+@pytest.fixture(scope="module")
+def argo() -> BothVMs:
+    return BothVMs()
+
+
+@pytest.fixture(scope="module")
+def argocd_by_scenario() -> dict[str, dict[str, str]]:
+    objects = [BUILDERS[s]() for s in SCENARIOS]
+    return dict(zip(SCENARIOS, argocd(objects), strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -245,21 +275,32 @@ def test_kstatus_verdict(scenario: str, kstatus_by_scenario: dict[str, str]) -> 
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_argocd_verdict(scenario: str, argo: ArgoHealth) -> None:
+def test_argocd_verdict(scenario: str, argocd_by_scenario: dict[str, dict[str, str]]) -> None:
+    """The row's verdict in Argo CD's own Lua VM."""
     obj = BUILDERS[scenario]()
-    got = argo(obj)
+    got = argocd_by_scenario[scenario]
+    assert not argocd_failure(got), f"{scenario}: {argocd_failure(got)}\n{as_json(obj)}"
     assert got["status"] == EXPECTED[scenario].argocd, f"{scenario}: {got}\n{as_json(obj)}"
     assert got["message"]
 
 
-def test_argocd_messages_say_why(argo: ArgoHealth) -> None:
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_lupa_agrees_with_argocd(
+    scenario: str, lupa: ArgoHealth, argocd_by_scenario: dict[str, dict[str, str]]
+) -> None:
+    """Lua 5.1 (what the integration tests poll with) reaches the same status and message."""
+    obj = BUILDERS[scenario]()
+    assert lupa(obj) == argocd_by_scenario[scenario], f"{scenario}\n{as_json(obj)}"
+
+
+def test_argocd_messages_say_why(argo: BothVMs) -> None:
     assert "RolloutStuck" in argo(stuck_rollout())["message"]
     assert "memory limit" in argo(refused_child())["message"]
     assert "MissingReference" in argo(missing_reference())["message"]
     assert "paused" in argo(paused_pending())["message"]
 
 
-def test_stale_stall_does_not_outlive_a_new_spec(argo: ArgoHealth) -> None:
+def test_stale_stall_does_not_outlive_a_new_spec(argo: BothVMs) -> None:
     """A fix pushed after a refusal is judged by the new generation, not the old Stalled."""
     fixed = unsupported_version()
     fixed["metadata"]["generation"] = 4
@@ -267,14 +308,14 @@ def test_stale_stall_does_not_outlive_a_new_spec(argo: ArgoHealth) -> None:
     assert argo(fixed)["status"] == "Progressing"
 
 
-def test_paused_without_pending_change_is_healthy(argo: ArgoHealth) -> None:
+def test_paused_without_pending_change_is_healthy(argo: BothVMs) -> None:
     obj = ready()
     obj["metadata"]["annotations"] = {PAUSE_ANNOTATION: "true"}
     assert argo(obj)["status"] == "Healthy"
     assert kstatus([obj]) == ["Current"]
 
 
-def test_ready_with_a_warning_stays_healthy(argo: ArgoHealth) -> None:
+def test_ready_with_a_warning_stays_healthy(argo: BothVMs) -> None:
     obj = ready()
     for cond in obj["status"]["conditions"]:
         if cond["type"] == "Degraded":
@@ -286,7 +327,7 @@ def test_ready_with_a_warning_stays_healthy(argo: ArgoHealth) -> None:
     assert kstatus([obj]) == ["Current"]
 
 
-def test_no_status_at_all_is_progressing_for_argocd(argo: ArgoHealth) -> None:
+def test_no_status_at_all_is_progressing_for_argocd(argo: BothVMs) -> None:
     obj = ClusterBuilder(generation=1, observed=None).build()
     obj.pop("status", None)
     assert argo(obj)["status"] == "Progressing"
@@ -309,7 +350,7 @@ def test_docs_argocd_snippet_is_the_script() -> None:
     assert embedded.rstrip("\n") == LUA_SCRIPT.read_text().rstrip("\n")
 
 
-def test_new_with_a_status_default_is_in_progress_for_both(argo: ArgoHealth) -> None:
+def test_new_with_a_status_default_is_in_progress_for_both(argo: BothVMs) -> None:
     """What the API server returns for a fresh object once the CRD defaults observedGeneration
     to 0 (verified against kube-apiserver 1.37.2 with a scratch CRD): both tools wait."""
     obj = ClusterBuilder(generation=1, observed=None).build()
