@@ -349,7 +349,7 @@ async def test_no_work_while_not_leading() -> None:
         assert h.controller.queue.depth == 1  # seen: the cluster is queued
         # ... and looked at: the worker has reached the leadership gate and waits there (one
         # that got past it would have taken the cluster). Then nothing may have been written.
-        gate = h.controller.leading
+        gate = h.controller.workers.leading
         async with asyncio.timeout(5):
             while len(gate._waiters) != 1:  # type: ignore[attr-defined]  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
