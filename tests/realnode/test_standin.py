@@ -128,3 +128,28 @@ def test_startup_delay_then_drain_on_sigterm(run: Any) -> None:
     wait_for(lambda: not box.accepting(), timeout=10, interval=0.05, message="stops accepting")
     assert time.monotonic() - signalled >= 1.8
     assert box.proc.wait(timeout=10) == 0
+
+
+def test_fail_start_exits_with_a_termination_message(run: Any, tmp_path: Path) -> None:
+    message_file = tmp_path / "termination-log"
+    box = run(
+        STANDIN_STARTUP_SECONDS="1",
+        STANDIN_FAIL_START="migration 2510.3 failed: test",
+        STANDIN_TERMINATION_LOG=str(message_file),
+    )
+    started = time.monotonic()
+    assert box.proc.wait(timeout=10) == 1
+    assert time.monotonic() - started >= 0.9, "fails after the start-up delay"
+    assert not box.accepting()
+    assert message_file.read_text() == "migration 2510.3 failed: test"
+    assert "start-up failed: migration 2510.3 failed: test" in box.stop()
+
+
+def test_release_binary_fails_whatever_the_environment(tmp_path: Path) -> None:
+    binary = images.build_release_binary("2510.3", fail_start="migration failed: it's broken")
+    message_file = tmp_path / "termination-log"
+    env = {"STANDIN_TERMINATION_LOG": str(message_file), "STANDIN_FAIL_START": ""}
+    done = subprocess.run([str(binary)], env=env, capture_output=True, timeout=30, check=False)
+    assert done.returncode == 1
+    assert message_file.read_text() == "migration failed: it's broken"
+    assert b"aidbox stand-in 2510.3 starting" in done.stderr

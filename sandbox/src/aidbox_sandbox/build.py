@@ -1,9 +1,10 @@
-"""Build the pinned control-plane binaries from Go modules, once, into a cache folder.
+"""Build the pinned sandbox binaries from Go modules, once, into a cache folder.
 
-Two wrapper modules ship with the package (gomod/k8s and gomod/kwok); their go.mod/go.sum pin
-every version with checksums. They are copied to the cache and built there with the Go
-toolchain; binaries, GOMODCACHE and GOCACHE all live under the cache folder (default
-~/.cache/aidbox-operator, or $AIDBOX_CACHE_DIR), keyed by version, and are reused later.
+Wrapper modules ship with the package (gomod/k8s, gomod/kwok, and gomod/registry for the OCI
+registry real-node tests may ask for); their go.mod/go.sum pin every version with checksums.
+They are copied to the cache and built there with the Go toolchain; binaries, GOMODCACHE and
+GOCACHE all live under the cache folder (default ~/.cache/aidbox-operator, or
+$AIDBOX_CACHE_DIR), keyed by version, and are reused later.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ KUBERNETES_VERSION = "1.37.2"
 # etcd server module version that k8s.io/kubernetes v1.37.2 pins in its go.mod.
 ETCD_VERSION = "3.7.0"
 KWOK_VERSION = "0.8.0"
+# The CNCF distribution registry (an OCI registry for the real nodes to pull from), on demand.
+REGISTRY_VERSION = "3.1.2"
 MIN_GO = (1, 26)
 
 Progress = Callable[[str], None]
@@ -108,6 +111,16 @@ NODE_TARGET = _Target(
     NODE_BINARIES,
     _k8s_ldflags(),
     module="k8s",
+)
+
+
+# The registry: its own wrapper module and binary folder (keyed by its version), built only when
+# a test asks for a registry.
+REGISTRY_TARGET = _Target(
+    "registry",
+    ("github.com/distribution/distribution/v3/cmd/registry",),
+    ("registry",),
+    f"-s -w -X github.com/distribution/distribution/v3/version.version=v{REGISTRY_VERSION}",
 )
 
 
@@ -293,6 +306,21 @@ def ensure_node_binaries(progress: Progress = print) -> Path:
         if not ok or not all((out / b).is_file() for b in NODE_TARGET.binaries):
             _build_target(NODE_TARGET, find_go(), out, progress)
     return out
+
+
+def registry_bin_dir() -> Path:
+    return cache_root() / "bin" / f"registry-v{REGISTRY_VERSION}"
+
+
+def ensure_registry_binary(progress: Progress = print) -> Path:
+    """Build the distribution registry when missing; return the path of its binary."""
+    out = registry_bin_dir()
+    with file_lock(cache_root() / "build.lock"):
+        marker = out / f".{REGISTRY_TARGET.name}.stamp"
+        ok = marker.exists() and marker.read_text() == _target_stamp(REGISTRY_TARGET)
+        if not ok or not (out / "registry").is_file():
+            _build_target(REGISTRY_TARGET, find_go(), out, progress)
+    return out / "registry"
 
 
 # Shared with the other things built from Go sources (the stand-in images).

@@ -1,9 +1,13 @@
-"""Container images for real nodes, made here: no registry and no Docker engine exist.
+"""Container images for real nodes, made here: no Docker engine exists.
 
 The Aidbox stand-in and the pause binary (Go sources in sandbox/standin/) are built once into
 the cache; each image is one uncompressed layer packed as an OCI image layout tarball, which
 `ctr images import` loads into a node's containerd. One tarball holds every tag of the stand-in:
 the tags share the layer and differ only in the STANDIN_VERSION of their config.
+
+Releases for the sandbox's registry (registry.py) are made by standin_release(): the stand-in
+built with its version (and, for a release that fails at start, the failure message) compiled
+in, as an OciImage (manifest and blobs) that Registry.push uploads.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import build
+from .errors import SandboxError
 from .files import file_lock
 
 STANDIN_REPOSITORY = "localhost/aidbox-standin"
@@ -27,7 +32,7 @@ PAUSE_IMAGE = "localhost/sandbox-pause:1"
 STANDIN_TAGS = ("2510.1", "2510.2")
 STANDIN_UID = 1000
 
-_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 _CONFIG = "application/vnd.oci.image.config.v1+json"
 _LAYER = "application/vnd.oci.image.layer.v1.tar"
 
@@ -44,17 +49,14 @@ def _sources() -> dict[str, bytes]:
     return files
 
 
-def build_binaries(progress: build.Progress = print) -> Path:
-    """Build the stand-in and pause (static, CGO off) into the cache; return their folder."""
+def _go_build(out: Path, packages: tuple[str, ...], ldflags: str, progress: build.Progress) -> Path:
+    """Build `packages` of the stand-in module (static, CGO off) into `out`, once."""
     files = _sources()
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + files[name] + b"\0")
-    out = build.cache_root() / "standin" / digest.hexdigest()[:16]
-    if all((out / b).is_file() for b in ("aidbox", "pause")):
+    binaries = [package.removeprefix("./") for package in packages]
+    if all((out / b).is_file() for b in binaries):
         return out
     with file_lock(build.cache_root() / "standin.lock"):
-        if all((out / b).is_file() for b in ("aidbox", "pause")):
+        if all((out / b).is_file() for b in binaries):
             return out
         src = out.parent / f".src-{out.name}"
         shutil.rmtree(src, ignore_errors=True)
@@ -68,7 +70,7 @@ def build_binaries(progress: build.Progress = print) -> Path:
         log.parent.mkdir(parents=True, exist_ok=True)
         build.run_go(
             build.find_go(),
-            ["build", "-trimpath", "-ldflags", "-s -w", "-o", f"{tmp}/", "./aidbox", "./pause"],
+            ["build", "-trimpath", "-ldflags", ldflags, "-o", f"{tmp}/", *packages],
             src,
             log,
             "building the Aidbox stand-in",
@@ -78,6 +80,42 @@ def build_binaries(progress: build.Progress = print) -> Path:
         tmp.rename(out)
         shutil.rmtree(src, ignore_errors=True)
     return out
+
+
+def _sources_digest(*extra: str) -> str:
+    files = _sources()
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name] + b"\0")
+    for part in extra:
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def build_binaries(progress: build.Progress = print) -> Path:
+    """Build the stand-in and pause (static, CGO off) into the cache; return their folder."""
+    out = build.cache_root() / "standin" / _sources_digest()
+    return _go_build(out, ("./aidbox", "./pause"), "-s -w", progress)
+
+
+def _ldflag_value(name: str, value: str) -> str:
+    """`-X main.<name>=<value>` quoted for go's -ldflags splitting."""
+    quote = next((q for q in ("'", '"') if q not in value), None)
+    if quote is None or "\n" in value:
+        raise SandboxError(f"{name} {value!r} holds both quote characters or a line break")
+    return f"-X {quote}main.{name}={value}{quote}"
+
+
+def build_release_binary(
+    version: str, fail_start: str = "", progress: build.Progress = print
+) -> Path:
+    """The stand-in built as one release: `version` (and, when set, the start-up failure
+    `fail_start`) compiled in, so the image needs no environment to be that release."""
+    ldflags = " ".join(
+        ["-s -w", _ldflag_value("version", version), _ldflag_value("failStart", fail_start)]
+    )
+    out = build.cache_root() / "standin" / f"release-{_sources_digest(ldflags)}"
+    return _go_build(out, ("./aidbox",), ldflags, progress) / "aidbox"
 
 
 # ---------------------------------------------------------------- OCI layout
@@ -122,37 +160,60 @@ def _blob(blobs: dict[str, bytes], data: bytes) -> dict[str, Any]:
     return {"digest": digest, "size": len(data)}
 
 
+def _manifest(blobs: dict[str, bytes], layer_ref: dict[str, Any], image: ImageSpec) -> bytes:
+    """The image's config and manifest; the config goes into `blobs`, the manifest is returned."""
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "User": image.user,
+            "Entrypoint": list(image.entrypoint),
+            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", *image.env],
+            "WorkingDir": "/tmp",
+        },
+        "rootfs": {"type": "layers", "diff_ids": [layer_ref["digest"]]},
+    }
+    config_ref = _blob(blobs, json.dumps(config, sort_keys=True).encode())
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": _CONFIG, **config_ref},
+        "layers": [{"mediaType": _LAYER, **layer_ref}],
+    }
+    return json.dumps(manifest, sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class OciImage:
+    """One image as a registry stores it: the manifest and the blobs it names."""
+
+    manifest: bytes
+    blobs: dict[str, bytes]  # digest -> content: the config and the layer
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.manifest).hexdigest()
+
+
+def oci_image(layer: bytes, image: ImageSpec) -> OciImage:
+    blobs: dict[str, bytes] = {}
+    manifest = _manifest(blobs, _blob(blobs, layer), image)
+    return OciImage(manifest, blobs)
+
+
 def write_oci_archive(path: Path, layer: bytes, images: list[ImageSpec]) -> Path:
     """An OCI image layout tarball holding one manifest per image, all sharing `layer`."""
     blobs: dict[str, bytes] = {}
     layer_ref = _blob(blobs, layer)
     manifests = []
     for image in images:
-        config = {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {
-                "User": image.user,
-                "Entrypoint": list(image.entrypoint),
-                "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", *image.env],
-                "WorkingDir": "/tmp",
-            },
-            "rootfs": {"type": "layers", "diff_ids": [layer_ref["digest"]]},
-        }
-        config_ref = _blob(blobs, json.dumps(config, sort_keys=True).encode())
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": _MANIFEST,
-            "config": {"mediaType": _CONFIG, **config_ref},
-            "layers": [{"mediaType": _LAYER, **layer_ref}],
-        }
-        manifest_ref = _blob(blobs, json.dumps(manifest, sort_keys=True).encode())
+        manifest_ref = _blob(blobs, _manifest(blobs, layer_ref, image))
         annotations = {
             "io.containerd.image.name": image.name,
             "org.opencontainers.image.ref.name": image.name.rsplit(":", 1)[1],
         }
         platform = {"architecture": "amd64", "os": "linux"}
-        entry = {"mediaType": _MANIFEST, **manifest_ref, "platform": platform}
+        entry = {"mediaType": MANIFEST_MEDIA_TYPE, **manifest_ref, "platform": platform}
         manifests.append({**entry, "annotations": annotations})
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json"}
     index["manifests"] = manifests
@@ -166,6 +227,18 @@ def write_oci_archive(path: Path, layer: bytes, images: list[ImageSpec]) -> Path
             _add(tar, f"blobs/sha256/{digest.split(':', 1)[1]}", data, 0o644)
     tmp.rename(path)
     return path
+
+
+def standin_release(
+    version: str, fail_start: str = "", progress: build.Progress = print
+) -> OciImage:
+    """The stand-in as one release image: `version` compiled in and, when `fail_start` is set,
+    a binary that always fails at start with that message (see standin/aidbox/main.go)."""
+    binary = build_release_binary(version, fail_start, progress)
+    spec = ImageSpec(
+        f"aidbox:{version}", ("/usr/local/bin/aidbox",), (), f"{STANDIN_UID}:{STANDIN_UID}"
+    )
+    return oci_image(_layer(binary, "/usr/local/bin/aidbox"), spec)
 
 
 def image_archives(folder: Path, progress: build.Progress = print) -> list[Path]:

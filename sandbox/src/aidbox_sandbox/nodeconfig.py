@@ -40,6 +40,10 @@ class NodePlan:
         return self.dir / "containerd.sock"
 
     @property
+    def registry_hosts_dir(self) -> Path:
+        return registry_hosts_dir(self.dir)
+
+    @property
     def pod_gateway(self) -> str:
         return self.pod_cidr.replace(".0/24", ".1")
 
@@ -91,6 +95,24 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{node.dir / "cni"}"
+  # <host:port>/hosts.toml per registry (registry_hosts_toml); empty unless a registry runs.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{node.registry_hosts_dir}"
+"""
+
+
+def registry_hosts_dir(node_dir: Path) -> Path:
+    """containerd's registry host configuration folder of a node."""
+    return node_dir / "certs.d"
+
+
+def registry_hosts_toml(host: str) -> str:
+    """containerd's hosts.toml for the sandbox's registry at `host` (127.0.0.1:<port> in the
+    node's netns, a relay to the registry on the host's loopback): plain HTTP, pull only."""
+    return f"""server = "http://{host}"
+
+[host."http://{host}"]
+  capabilities = ["pull", "resolve"]
 """
 
 

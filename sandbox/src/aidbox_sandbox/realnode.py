@@ -38,11 +38,14 @@ from .nodeconfig import (
     kubelet_config,
     node_labels,
     plan,
+    registry_hosts_dir,
+    registry_hosts_toml,
     write_json,
 )
 
 Progress = Callable[[str], None]
 ZONES = ("zone-a", "zone-b", "zone-c")
+REGISTRY_RELAY = "registry-relay"  # suffix of the registry relays' recorded names
 
 
 class ClusterAccess(Protocol):
@@ -309,6 +312,7 @@ class RealNodes:
         enter = ["nsenter", f"--target={holder}", "--mount", "--net", "--"]
         kubelet_json, kubelet_kc, proxy_kc = self._credentials(node, api_port)
         (node.dir / "containerd.toml").write_text(containerd_toml(node))
+        node.registry_hosts_dir.mkdir()
         write_json(node.dir / "cni" / "10-bridge.conflist", cni_conflist(node))
         write_json(node.dir / "kube-proxy.json", kube_proxy_config(node, proxy_kc))
         self._spawn(
@@ -351,6 +355,84 @@ class RealNodes:
             f"{node.name}-kube-proxy",
             [*enter, str(bins / "kube-proxy"), f"--config={node.dir / 'kube-proxy.json'}"],
         )
+
+    # -- the sandbox's registry (registry.py)
+    def connect_registry(self, port: int, timeout: float = 20) -> None:
+        """Let every node pull from the registry on the host's 127.0.0.1:<port>, as they reach
+        the API server: socat on a unix socket in the host netns connects to the registry,
+        socat on 127.0.0.1:<port> in each node netns to that socket; the node's containerd
+        gets a hosts.toml (plain HTTP) for 127.0.0.1:<port>. Replaces an earlier connection."""
+        state = self._state()
+        if not state.get("ready"):
+            raise SandboxError("the real nodes are not running")
+        if state.get("registry_port") == port and self._registry_relays_alive(state):
+            return
+        self.disconnect_registry()
+        state = self._state()
+        host, socket = f"127.0.0.1:{port}", self.root / "registry.sock"
+        self._spawn(
+            state,
+            f"realnode-{REGISTRY_RELAY}",
+            ["socat", f"UNIX-LISTEN:{socket},fork,unlink-early", f"TCP:{host}"],
+        )
+        for node in state["nodes"]:
+            hosts = registry_hosts_dir(self.root / node["dir"]) / host
+            hosts.mkdir(parents=True, exist_ok=True)
+            (hosts / "hosts.toml").write_text(registry_hosts_toml(host))
+            enter = ["nsenter", f"--target={self.holder(node['name'])}", "--mount", "--net", "--"]
+            self._spawn(
+                state,
+                f"{node['name']}-{REGISTRY_RELAY}",
+                [
+                    *enter,
+                    "socat",
+                    f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                    f"UNIX-CONNECT:{socket}",
+                ],
+            )
+        state["registry_port"] = port
+        self._save(state)
+        for name in self.names():
+            self._wait_registry(name, port, timeout)
+
+    def _registry_relays_alive(self, state: dict[str, Any]) -> bool:
+        relays = [p for p in state.get("processes", []) if p["name"].endswith(REGISTRY_RELAY)]
+        alive = [p for p in relays if nodehost.proc_start_time(p["pid"]) == p["start"]]
+        return bool(relays) and len(alive) == len(relays)
+
+    def _wait_registry(self, name: str, port: int, timeout: float) -> None:
+        """Until GET /v2/ answers 200 from inside node `name`'s netns, through its relay."""
+        probe = f"printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | socat -t 2 - TCP:127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = nodehost.in_node(self.holder(name), ["sh", "-c", probe], check=False)
+            if answer.startswith("HTTP/1.") and answer.split(None, 2)[1:2] == ["200"]:
+                return
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"{name} does not reach the registry on 127.0.0.1:{port} through its relay "
+                    f"(answer {answer[:200]!r}); logs in {self.cluster.logs_dir}"
+                )
+            time.sleep(0.2)
+
+    def disconnect_registry(self) -> None:
+        """Stop the registry relays and remove the nodes' hosts.toml files."""
+        state = self._state()
+        relays = [p for p in state.get("processes", []) if p["name"].endswith(REGISTRY_RELAY)]
+        pids = {p["pid"] for p in relays if nodehost.proc_start_time(p["pid"]) == p["start"]}
+        pids |= nodehost.processes_with_args("socat", self._registry_relay_arg())
+        nodehost.kill_all(pids, grace=1)
+        if not state:
+            return
+        state["processes"] = [p for p in state.get("processes", []) if p not in relays]
+        state.pop("registry_port", None)
+        self._save(state)
+        for node in state.get("nodes", []):
+            for hosts in registry_hosts_dir(self.root / node["dir"]).glob("*"):
+                shutil.rmtree(hosts, ignore_errors=True)
+
+    def _registry_relay_arg(self) -> str:
+        return f"UNIX-LISTEN:{self.root / 'registry.sock'},fork,unlink-early"
 
     def _api_endpoints(self, nodes: list[NodePlan], api_port: int) -> None:
         """Endpoints for the `kubernetes` Service (the sandbox's API server runs with
@@ -450,6 +532,7 @@ class RealNodes:
         relay = f"UNIX-LISTEN:{self.root / 'api.sock'},fork,unlink-early"
         everything = {p["pid"] for p in live} | holders
         everything |= nodehost.processes_with_args("socat", relay)
+        everything |= nodehost.processes_with_args("socat", self._registry_relay_arg())
         everything |= nodehost.processes_in_namespaces(n for n in namespaces if n is not None)
         nodehost.kill_all(everything, grace=3)
         for name in cgroups:

@@ -1,9 +1,11 @@
 """The sandbox as tests, the benchmark and the CLI use it: the control plane (controlplane.py)
-and, when asked for, real kubelet nodes (realnode.py), started and stopped together.
+and, when asked for, real kubelet nodes (realnode.py) and an OCI registry (registry.py),
+started and stopped together.
 
 `up()` holds a lock, starts the control plane (building binaries first; after a crash cleaning
-up, then one retry with new ports if a chosen one was taken) and then the real nodes. `down()`
-removes the real nodes while the API server still answers, then the control plane.
+up, then one retry with new ports if a chosen one was taken), then the registry and the real
+nodes, and connects the nodes to the registry. `down()` removes the real nodes while the API
+server still answers, then the registry, then the control plane.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .errors import PortBusyError
 from .files import file_lock
 from .kubeapi import KubeApi
 from .realnode import RealNodes, kubelet_access_flags
+from .registry import Registry
 
 DEFAULT_NODES = 3
 
@@ -40,6 +43,7 @@ class Sandbox:
         state_dir: Path | None = None,
         nodes: int | None = None,
         real_nodes: int | None = None,
+        registry: bool | None = None,
     ) -> None:
         state = (state_dir or default_state_dir()).expanduser().resolve()
         if nodes is None:
@@ -48,6 +52,10 @@ class Sandbox:
         if real_nodes is None:  # real kubelet nodes (realnode.py); none by default
             real_nodes = int(os.environ.get("AIDBOX_SANDBOX_REAL_NODES", "0"))
         self.real_nodes = real_nodes
+        if registry is None:  # the OCI registry (registry.py); off by default
+            registry = os.environ.get("AIDBOX_SANDBOX_REGISTRY", "") not in ("", "0")
+        self.with_registry = registry
+        self.registry = Registry(state)
 
     # -- the control plane's paths and API
     @property
@@ -97,6 +105,7 @@ class Sandbox:
     def down(self) -> None:
         """Stop everything this sandbox started and remove its state (tmpfs included)."""
         RealNodes(self.control_plane).down()  # while the API server still answers
+        self.registry.stop()
         self.control_plane.down()
 
     # -- start
@@ -127,8 +136,40 @@ class Sandbox:
         """Build if needed, start everything and wait until the API and all nodes are ready."""
         with self._flock("up.lock", fcntl.LOCK_EX):
             self._up_control_plane(progress)
+            if self.with_registry:
+                self.registry.start(progress)
             if self.real_nodes:
                 RealNodes(self.control_plane).up(self.real_nodes, progress)
+                if self.registry.running():
+                    RealNodes(self.control_plane).connect_registry(self.registry.port)
+
+    # -- the OCI registry, also for a sandbox started without it
+    def start_registry(self, progress: Progress = print) -> Registry:
+        """Start the registry (no-op when it runs) and connect the running real nodes to it."""
+        with self._flock("up.lock", fcntl.LOCK_EX):
+            self.registry.start(progress)
+            nodes = RealNodes(self.control_plane)
+            if nodes.names():
+                nodes.connect_registry(self.registry.port)
+        return self.registry
+
+    def stop_registry(self) -> None:
+        """Disconnect the real nodes from the registry and stop it (its storage goes too)."""
+        with self._flock("up.lock", fcntl.LOCK_EX):
+            RealNodes(self.control_plane).disconnect_registry()
+            self.registry.stop()
+
+    @contextlib.contextmanager
+    def registry_session(self, progress: Progress = print) -> Iterator[Registry]:
+        """The registry for a while (e.g. a test module): started on entry; stopped on exit
+        unless it ran before."""
+        was_running = self.registry.running()
+        registry = self.start_registry(progress)
+        try:
+            yield registry
+        finally:
+            if not was_running:
+                self.stop_registry()
 
     def _up_control_plane(self, progress: Progress) -> None:
         cp = self.control_plane

@@ -9,6 +9,14 @@
 // STANDIN_CHANNEL, STANDIN_STARTUP_SECONDS (nothing listens before it has passed),
 // STANDIN_DRAIN_SECONDS (after SIGTERM it keeps accepting for this long, then stops accepting
 // and finishes the requests in flight).
+//
+// A release that fails at start, like an Aidbox whose migration failed: STANDIN_FAIL_START
+// (else the build-time failStart, -ldflags "-X 'main.failStart=...'") set to a message makes
+// it exit with status 1 once the start-up delay has passed, without ever listening. The
+// message goes to stderr and to the termination message file, STANDIN_TERMINATION_LOG (default
+// /dev/termination-log, the kubelet's default terminationMessagePath), so it shows in the
+// pod's containerStatuses[].lastState.terminated.message. A binary built with failStart fails
+// whatever its environment says: an image of it is a release that always fails.
 package main
 
 import (
@@ -32,6 +40,19 @@ import (
 
 // version is the fallback for STANDIN_VERSION, set with -ldflags "-X main.version=...".
 var version = "0000.0"
+
+// failStart is the fallback for STANDIN_FAIL_START: empty starts normally.
+var failStart = ""
+
+// failAtStart writes the reason where the kubelet reads the termination message and exits 1.
+func failAtStart(reason string) {
+	path := envOr("STANDIN_TERMINATION_LOG", "/dev/termination-log")
+	if err := os.WriteFile(path, []byte(reason), 0o644); err != nil {
+		log.Printf("writing the termination message to %s: %v", path, err)
+	}
+	log.Printf("start-up failed: %s", reason)
+	os.Exit(1)
+}
 
 type server struct {
 	version     string
@@ -186,6 +207,9 @@ func main() {
 	case <-terminate:
 		log.Print("terminated during start-up")
 		return
+	}
+	if reason := envOr("STANDIN_FAIL_START", failStart); reason != "" {
+		failAtStart(reason)
 	}
 
 	web := http.NewServeMux()
