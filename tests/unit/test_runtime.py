@@ -13,6 +13,7 @@ from aidbox_operator.reconcile.controller import PROBLEM_RETRY_SECONDS, outcome_
 from aidbox_operator.reconcile.feeds import ClusterFeed
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import Key, ObjectStore
+from aidbox_operator.runtime import backoff as backoff_module
 from aidbox_operator.runtime.backoff import backoff_delay
 from aidbox_operator.runtime.cache import ObjectCache
 from aidbox_operator.runtime.client import ApiError
@@ -94,7 +95,10 @@ def test_pass_results_map_to_outcomes() -> None:
     assert outcome_of(problems).requeue_after == PROBLEM_RETRY_SECONDS
 
 
-async def test_workers_retry_a_failing_key_with_backoff_and_keep_the_others() -> None:
+async def test_workers_retry_a_failing_key_with_backoff_and_keep_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(backoff_module, "BASE_SECONDS", 0.01)  # the same doubling, faster
     calls: list[str] = []
 
     async def reconcile(key: str) -> Outcome:
