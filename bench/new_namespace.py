@@ -27,6 +27,7 @@ from workload import cluster_object, config_objects, install_crd, log, make_name
 from aidbox_sandbox import Sandbox  # noqa: E402
 
 PREFIX = "nsx-"
+MANAGER = "aidbox-operator"
 
 
 def _first_status_after(kube: Kube, namespace: str, timeout: float) -> float:
@@ -37,7 +38,10 @@ def _first_status_after(kube: Kube, namespace: str, timeout: float) -> float:
     kube.create(cluster_object(namespace, "aidbox"))
     while time.monotonic() - started < timeout:
         body = kube.get("AidboxCluster", namespace, "aidbox")
-        if (body.get("status") or {}).get("phase"):
+        # The operator's field manager on the status subresource: its first status write (a
+        # set status.phase proves nothing, the CRD defaults it to Pending).
+        managed = (body.get("metadata") or {}).get("managedFields") or []
+        if any(m.get("manager") == MANAGER and m.get("subresource") == "status" for m in managed):
             return time.monotonic() - started
         time.sleep(0.05)
     return float("inf")

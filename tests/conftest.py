@@ -159,12 +159,12 @@ def operator(
 def _wait_until_serving(api_client: Any, op: OperatorProcess) -> None:
     """Healthy is not yet serving: the informers must list first. A probe cluster in a new
     t-* namespace whose status appears proves the operator serves new matching namespaces."""
-    from kube_helpers import create_cluster, get_cluster
+    from kube_helpers import create_cluster, get_cluster, operator_wrote_status
 
     for name in _temporary_namespace(api_client, f"t-probe-{secrets.token_hex(3)}"):
         create_cluster(api_client, "probe", name)
         wait_for(
-            lambda n=name: (get_cluster(api_client, "probe", n).get("status") or {}).get("phase"),
+            lambda n=name: operator_wrote_status(get_cluster(api_client, "probe", n)),
             timeout=120,
             message=f"the operator serving new namespaces; log:\n{op.log_tail()}",
         )

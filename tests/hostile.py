@@ -29,6 +29,7 @@ from kube_helpers import (
     events_for,
     get_cluster,
     namespace_lifetime,
+    operator_wrote_status,
     ready_endpoints,
 )
 from operator_process import OperatorProcess
@@ -312,7 +313,7 @@ def probe_operator(api: client.ApiClient, op: OperatorProcess) -> None:
     with temporary_namespace(api, "probe") as ns:
         new_cluster(api, "probe", ns, {})
         wait_for(
-            lambda: (get_cluster(api, "probe", ns).get("status") or {}).get("phase"),
+            lambda: operator_wrote_status(get_cluster(api, "probe", ns)),
             timeout=120,
             message=f"the hostile-corpus operator serving {ns}; log:\n{op.log_tail()}",
         )

@@ -12,6 +12,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from aidbox_operator.model.constants import FIELD_MANAGER
 from helpers import wait_for
 
 GROUP, VERSION, PLURAL = "aidbox.io", "v1alpha1", "aidboxclusters"
@@ -110,6 +111,15 @@ def wait_condition(
 
     return wait_for(
         check, timeout=timeout, message=f"{namespace}/{name} {type_}={status} ({reason})"
+    )
+
+
+def operator_wrote_status(body: dict[str, Any]) -> bool:
+    """The operator has written this cluster's status: its field manager holds fields of the
+    status subresource. (A set `status.phase` proves nothing: the CRD defaults it to Pending.)"""
+    return any(
+        m.get("manager") == FIELD_MANAGER and m.get("subresource") == "status"
+        for m in body["metadata"].get("managedFields") or []
     )
 
 

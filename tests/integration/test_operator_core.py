@@ -23,6 +23,7 @@ from kube_helpers import (
     events_for,
     get_cluster,
     make_config,
+    operator_wrote_status,
     patch_spec,
     ready_endpoints,
     wait_condition,
@@ -110,7 +111,7 @@ def test_new_namespace_matching_the_glob_is_served_within_5_s(
     started = time.monotonic()
     create_cluster(api_client, "aidbox", namespace)
     wait_for(
-        lambda: (get_cluster(api_client, "aidbox", namespace).get("status") or {}).get("phase"),
+        lambda: operator_wrote_status(get_cluster(api_client, "aidbox", namespace)),
         timeout=60,
         interval=0.1,
         message="a status for the cluster in a new namespace",
