@@ -36,6 +36,8 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The elector's own requests: the Lease is how leadership is won, so it is never guarded.
 LEASE_VERB = "lease"
 APPLY_PATCH = "application/apply-patch+yaml"
+# A server's Retry-After is honoured up to this long (the request's own time limit still holds).
+MAX_RETRY_AFTER = 5.0
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -47,6 +49,8 @@ class ApiError(Exception):
         self.status = status
         self.reason = reason
         self.message = message
+        # For a 429: when the server asked to be tried again (None: it did not say).
+        self.retry_after: float | None = None
 
     @property
     def not_found(self) -> bool:
@@ -109,13 +113,23 @@ class KubeClient:
         accept: str = "application/json",
     ) -> dict[str, Any]:
         """One request, answered within `seconds` (default: the client's request timeout)
-        or TimeoutError. Writes raise NotLeaderError, unsent, when not leading."""
+        or TimeoutError. Writes raise NotLeaderError, unsent, when not leading.
+
+        A 429 that says when to come back (API Priority and Fairness does) is tried again
+        then, within the same time limit, as client-go's REST client does: throttling is not a
+        failed pass, and must not grow a cluster's backoff to a minute."""
         verb = verb or method.lower()
-        if method in WRITE_METHODS and verb != LEASE_VERB and not self.may_write():
-            raise NotLeaderError(method, path)
-        API_REQUESTS.labels(verb=verb).inc()
         async with asyncio.timeout(seconds or self.request_timeout):
-            return await self._send(method, path, query, body, content_type, accept)
+            while True:
+                if method in WRITE_METHODS and verb != LEASE_VERB and not self.may_write():
+                    raise NotLeaderError(method, path)
+                API_REQUESTS.labels(verb=verb).inc()
+                try:
+                    return await self._send(method, path, query, body, content_type, accept)
+                except ApiError as err:
+                    if err.retry_after is None:
+                        raise
+                    await asyncio.sleep(err.retry_after)
 
     async def _send(
         self,
@@ -137,7 +151,10 @@ class KubeClient:
         raw = await response.read()
         API_RECEIVED_BYTES.inc(len(raw))
         if response.status >= 400:
-            raise _api_error(response.status, response.reason or "", raw)
+            error = _api_error(response.status, response.reason or "", raw)
+            if response.status == 429:
+                error.retry_after = _seconds(response.headers.get("Retry-After"))
+            raise error
         result: dict[str, Any] = json.loads(raw) if raw else {}
         return result
 
@@ -242,6 +259,14 @@ class KubeClient:
                     if line.strip():
                         yield json.loads(line)
                 del pending[:start]
+
+
+def _seconds(header: str | None) -> float | None:
+    """A Retry-After of whole seconds, capped; None when absent or not a number."""
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(header))) if header else None
+    except ValueError:
+        return None
 
 
 def _api_error(status: int, reason: str, raw: bytes) -> ApiError:
