@@ -57,7 +57,7 @@ async def test_a_429_without_retry_after_is_an_error() -> None:
 
 async def test_throttled_retries_stay_within_the_time_limit() -> None:
     api = ThrottlingApi(throttled=100, retry_after="1")
-    kube = KubeClient(api, "test", request_timeout=0.3)  # type: ignore[arg-type]
+    kube = KubeClient(api, "test", request_timeout=0.1)  # type: ignore[arg-type]
     with pytest.raises(TimeoutError):
         await kube.request("GET", "/api/v1/namespaces/n/secrets/x")
     assert api.sent == ["GET"]
