@@ -161,34 +161,25 @@ def _build_go_tool(name: str, source: Path, binary: Path, key: str) -> None:
     print(f"[tools] {name} built in {elapsed:.0f}s: {binary}", file=sys.stderr)
 
 
-def kstatus_verdicts(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """kstatus' verdict ({"name", "status", "message", "conditions"}) for each object."""
+def _json_tool(command: list[str], objects: list[dict[str, Any]]) -> Any:
+    """Run a helper that reads a JSON list of objects on stdin and answers JSON on stdout."""
     result = subprocess.run(
-        [str(kstatus())],
-        input=json.dumps(objects),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        command, input=json.dumps(objects), capture_output=True, text=True, timeout=60, check=False
     )
     if result.returncode != 0:
-        raise AssertionError(f"kstatus failed ({result.returncode}): {result.stderr}")
-    verdicts: list[dict[str, Any]] = json.loads(result.stdout)
+        name = Path(command[0]).name
+        raise AssertionError(f"{name} failed ({result.returncode}): {result.stderr}")
+    return json.loads(result.stdout)
+
+
+def kstatus_verdicts(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """kstatus' verdict ({"name", "status", "message", "conditions"}) for each object."""
+    verdicts: list[dict[str, Any]] = _json_tool([str(kstatus())], objects)
     return verdicts
 
 
 def argocd_health_verdicts(script: Path, objects: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Argo CD's health ({"status", "message"}, plus "error" when the script failed) of each
     object under the health script `script` (one helper process for all of them)."""
-    result = subprocess.run(
-        [str(argocd_health()), str(script)],
-        input=json.dumps(objects),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"argocd-health failed ({result.returncode}): {result.stderr}")
-    verdicts: list[dict[str, str]] = json.loads(result.stdout)
+    verdicts: list[dict[str, str]] = _json_tool([str(argocd_health()), str(script)], objects)
     return verdicts
