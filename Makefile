@@ -18,7 +18,7 @@ run: $(BIN)/.installed
 
 ## make test: lint, type checks, layer contracts, then every test (builds the sandbox on first use)
 test: lint
-	$(BIN)/pytest -ra $(PYTEST_ARGS) tests
+	AIDBOX_PREBUILD=1 $(BIN)/pytest -ra $(PYTEST_ARGS) tests
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src sandbox/src tests bench scripts
@@ -27,6 +27,7 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy bench scripts
 	$(BIN)/lint-imports
 	$(BIN)/aidbox-operator crd --check crds/aidboxcluster.yaml
+	$(BIN)/aidbox-operator crd --channel --check crds/aidboxreleasechannel.yaml
 
 ## make quick: every suite but the slow ones that start nodes of their own (faults, realnode)
 quick: $(BIN)/.installed
@@ -55,6 +56,7 @@ realnode: $(BIN)/.installed
 ## regenerate the files generated from the model (CRD, README field reference, golden files)
 generate: $(BIN)/.installed
 	$(BIN)/aidbox-operator crd -o crds/aidboxcluster.yaml
+	$(BIN)/aidbox-operator crd --channel -o crds/aidboxreleasechannel.yaml
 	$(BIN)/aidbox-operator reference --readme README.md
 	UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/unit/test_render_golden.py
 
@@ -70,8 +72,8 @@ clean: down
 demo: $(BIN)/.installed
 	$(BIN)/python scripts/demo.py
 
-BENCH_ARGS ?= --sizes 100,1000 --idle-seconds 300 --surroundings 5000
-## make bench: fleet + surroundings benchmarks on private sandboxes (~40 min); writes bench/results/
+BENCH_ARGS ?= --sizes 100,1000 --idle-seconds 300 --surroundings 5000 --operator-upgrade 1000 --channel 500
+## make bench: fleet, surroundings, operator-upgrade and release-channel benchmarks on private sandboxes (~85 min); writes bench/results/
 bench: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -33,6 +33,11 @@ KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
     ("apps/v1", "ReplicaSet"): ("/apis/apps/v1", "replicasets", True),
     ("policy/v1", "PodDisruptionBudget"): ("/apis/policy/v1", "poddisruptionbudgets", True),
     ("aidbox.io/v1alpha1", "AidboxCluster"): ("/apis/aidbox.io/v1alpha1", "aidboxclusters", True),
+    ("aidbox.io/v1alpha1", "AidboxReleaseChannel"): (
+        "/apis/aidbox.io/v1alpha1",
+        "aidboxreleasechannels",
+        False,
+    ),
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): (
         "/apis/apiextensions.k8s.io/v1",
         "customresourcedefinitions",

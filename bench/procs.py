@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aidbox_sandbox import Sandbox
 from aidbox_sandbox.operator import WRITE_VERBS
@@ -16,6 +19,9 @@ from aidbox_sandbox.operator import OperatorProcess as Operator
 
 __all__ = [
     "Operator",
+    "audit_counts",
+    "audit_events",
+    "audit_resource",
     "cpu_seconds",
     "diff_counts",
     "hwm_mb",
@@ -91,3 +97,39 @@ def wait_until(predicate: Callable[[], bool], timeout: float, message: str) -> N
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {message}")
         time.sleep(0.2)
+
+
+def audit_events(box: Sandbox, t_from: float, t_to: float) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The operator's completed requests (kopf and its own client) in the API server's audit
+    log between two wall-clock times: (user agent, audit event)."""
+    start = datetime.fromtimestamp(t_from, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    end = datetime.fromtimestamp(t_to, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    for path in sorted(box.state_dir.glob("audit*.log")):
+        with path.open() as fh:
+            for line in fh:
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                agent = (ev.get("userAgent") or "").split("/")[0]
+                if agent.startswith(("kube-", "kwok", "aidbox-bench")) or not agent:
+                    continue
+                stamp = ev.get("stageTimestamp", "")[:26]
+                if start <= stamp <= end and ev.get("stage") == "ResponseComplete":
+                    yield agent, ev
+
+
+def audit_resource(ev: dict[str, Any]) -> str:
+    """The resource of an audit event, with its subresource: `aidboxclusters/status`."""
+    ref = ev.get("objectRef") or {}
+    res = str(ref.get("resource", ev.get("requestURI", "?")))
+    return res + "/" + ref["subresource"] if ref.get("subresource") else res
+
+
+def audit_counts(box: Sandbox, t_from: float, t_to: float) -> dict[str, int]:
+    """API requests of the operator seen by the API server's audit log between two wall-clock
+    times: "agent verb resource" -> count."""
+    counts: Counter[str] = Counter()
+    for agent, ev in audit_events(box, t_from, t_to):
+        counts[f"{agent} {ev.get('verb')} {audit_resource(ev)}"] += 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))

@@ -48,7 +48,7 @@ ROWS: list[tuple[str, str, str]] = [
 ]
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, dict):
@@ -110,7 +110,7 @@ def surroundings_markdown(results: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     for path, label, target in SURROUNDINGS_ROWS:
-        lines.append(f"| {label} | {_cell(_dig(sur, path))} | {target} |")
+        lines.append(f"| {label} | {cell(_dig(sur, path))} | {target} |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,9 +118,9 @@ def markdown(results: dict[str, Any]) -> str:
     runs = results["runs"]
     head = "| Metric | " + " | ".join(f"N={run['n']}" for run in runs) + " | Target |"
     sep = "|---|" + "---|" * len(runs) + "---|"
-    lines = [head, sep]
-    for key, label, target in ROWS:
-        cells = " | ".join(_cell(run.get(key)) for run in runs)
+    lines = [head, sep] if runs else []
+    for key, label, target in ROWS if runs else []:
+        cells = " | ".join(cell(run.get(key)) for run in runs)
         lines.append(f"| {label} | {cells} | {target} |")
     m, v = results["machine"], results["versions"]
     lines += [

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shlex
@@ -28,9 +27,11 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+from channel import bench_channel, channel_markdown  # noqa: E402
 from kube import Key, Kube, Watcher  # noqa: E402
 from procs import (  # noqa: E402
     Operator,
+    audit_counts,
     cpu_seconds,
     diff_counts,
     hwm_mb,
@@ -42,6 +43,7 @@ from procs import (  # noqa: E402
 )
 from report import markdown, percentile, plot, r  # noqa: E402
 from surroundings import bench_surroundings  # noqa: E402
+from upgrade import bench_upgrade, upgrade_markdown  # noqa: E402
 from workload import (  # noqa: E402
     BASE_PREFIX,
     OP_PREFIX,
@@ -54,7 +56,10 @@ from workload import (  # noqa: E402
     log,
     make_configs,
     make_namespaces,
+    namespace_args,
+    nodes_for,
     pmap,
+    start_sandbox,
     wait_converged,
 )
 
@@ -326,33 +331,6 @@ def top_frames(raw: Path, limit: int = 25) -> list[tuple[str, int]]:
     return [("(total samples)", total), *inclusive.most_common(limit)]
 
 
-def audit_counts(box: Sandbox, t_from: float, t_to: float) -> dict[str, int]:
-    """API requests of the operator (kopf and its own client) seen by the API server's audit
-    log between two wall-clock times: "agent verb resource" -> count."""
-    counts: Counter[str] = Counter()
-    start = datetime.fromtimestamp(t_from, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    end = datetime.fromtimestamp(t_to, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    for path in sorted(box.state_dir.glob("audit*.log")):
-        with path.open() as fh:
-            for line in fh:
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                agent = (ev.get("userAgent") or "").split("/")[0]
-                if agent.startswith(("kube-", "kwok", "aidbox-bench")) or not agent:
-                    continue
-                stamp = ev.get("stageTimestamp", "")[:26]
-                if not (start <= stamp <= end) or ev.get("stage") != "ResponseComplete":
-                    continue
-                ref = ev.get("objectRef") or {}
-                res = ref.get("resource", ev.get("requestURI", "?"))
-                if ref.get("subresource"):
-                    res += "/" + ref["subresource"]
-                counts[f"{agent} {ev.get('verb')} {res}"] += 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
 # ----------------------------------------------------------------------------- one size N
 
 
@@ -546,12 +524,11 @@ def bench_size(
     n: int, args: argparse.Namespace, profile: bool
 ) -> tuple[dict[str, Any], dict[str, list[float]]]:
     """One size N on a fresh sandbox, the phases of bench/README.md in order."""
-    nodes = max(args.nodes, math.ceil(4.4 * n / 1100) + 1)
-    box = Sandbox(state_dir=Path(args.state_dir), nodes=nodes)
-    log(f"N={n}: sandbox with {nodes} nodes in {box.state_dir}")
-    box.up(progress=lambda m: log(f"sandbox: {m}"))
+    nodes = nodes_for(args.nodes, n)
+    log(f"N={n}: sandbox with {nodes} nodes in {args.state_dir}")
+    box = start_sandbox(Path(args.state_dir), nodes)
     log_path = Path(args.state_dir).parent / f"bench-operator-{n}.log"
-    ns_args = [a for i in range(args.namespaces) for a in ("-n", f"{OP_PREFIX}{i}")]
+    ns_args = namespace_args(args.namespaces, OP_PREFIX)
     op = Operator(box.kubeconfig, log_path, [*workers_args(args.workers), *ns_args])
     run: dict[str, Any] = {"n": n, "namespaces": args.namespaces, "nodes": nodes}
     fleet = Fleet(n, args, box, Kube(box.kubeconfig), op, run)
@@ -603,7 +580,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--surroundings-clusters", type=int, default=100)
     parser.add_argument("--settle-seconds", type=float, default=30, help="before steady RSS")
+    parser.add_argument(
+        "--operator-upgrade",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the operator-upgrade scenario with N clusters (default 0: skip)",
+    )
+    parser.add_argument(
+        "--upgrade-bounds",
+        default="default,0",
+        help="--max-operator-rollouts of each upgrade phase ('default': not passed)",
+    )
+    add_channel_args(parser)
     return parser.parse_args(argv)
+
+
+def add_channel_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--channel",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the release-channel scenario with N clusters (default 0: skip)",
+    )
+    parser.add_argument(
+        "--channel-waves",
+        default="5,25",
+        help="percent of N in each wave but the last, which takes the rest (default 5,25: "
+        "three waves, canary 5%%, staging 25%%, prod 70%%)",
+    )
+    parser.add_argument(
+        "--channel-soak", type=int, default=10, help="soakSeconds of each wave but the last (10)"
+    )
+    parser.add_argument(
+        "--channel-concurrency",
+        type=int,
+        default=0,
+        help="maxConcurrent of every wave (default 0: the whole wave, at most 1000)",
+    )
 
 
 def new_results(args: argparse.Namespace, argv: list[str] | None) -> dict[str, Any]:
@@ -645,6 +660,14 @@ def main(argv: list[str] | None = None) -> int:
         sub = argparse.Namespace(**{**vars(args), "keep_sandbox": args.keep_sandbox and not sizes})
         results["surroundings"] = bench_surroundings(sub)
         write_json(latest, results)
+    if args.operator_upgrade:
+        sub = argparse.Namespace(**{**vars(args), "keep_sandbox": args.keep_sandbox and not sizes})
+        results["operator_upgrade"] = bench_upgrade(sub)
+        write_json(latest, results)
+    if args.channel:
+        sub = argparse.Namespace(**{**vars(args), "keep_sandbox": args.keep_sandbox and not sizes})
+        results["channel"] = bench_channel(sub)
+        write_json(latest, results)
     for i, n in enumerate(sizes):
         keep = args.keep_sandbox and i == len(sizes) - 1
         sub = argparse.Namespace(**{**vars(args), "keep_sandbox": keep})
@@ -654,7 +677,15 @@ def main(argv: list[str] | None = None) -> int:
         write_json(latest, results)
     results["total_s"] = round(time.monotonic() - started, 1)
     write_json(latest, results)
-    table = markdown(results)
+    table = "\n".join(
+        part
+        for part in (
+            markdown(results),
+            upgrade_markdown(results.get("operator_upgrade")),
+            channel_markdown(results.get("channel")),
+        )
+        if part
+    )
     (args.out / "latest.md").write_text(table)
     if series:
         plot(series, args.out / "ready.png")

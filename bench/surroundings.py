@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import math
 import os
 import threading
 import time
@@ -51,7 +50,9 @@ from workload import (
     log,
     make_configs,
     make_namespaces,
+    nodes_for,
     pmap,
+    start_sandbox,
     wait_converged,
 )
 
@@ -242,11 +243,10 @@ def creation_window(
 def bench_surroundings(args: argparse.Namespace) -> dict[str, Any]:
     """The scenario in the order of bench/README.md; one sandbox, one operator process."""
     count, clusters = args.surroundings, args.surroundings_clusters
-    nodes = max(args.nodes, math.ceil((4.4 * clusters + count) / 1100) + 1)
+    nodes = nodes_for(args.nodes, clusters, other_pods=count)
     state_dir = Path(args.state_dir).with_name("surroundings")
-    box = Sandbox(state_dir=state_dir, nodes=nodes)
     log(f"surroundings: U={count} next to {clusters} clusters; {nodes} nodes")
-    box.up(progress=lambda m: log(f"sandbox: {m}"))
+    box = start_sandbox(state_dir, nodes)
     kube = Kube(box.kubeconfig)
     port = urlparse(kube.host).port or 443
     log_path = state_dir.parent / "bench-operator-surroundings.log"

@@ -1,9 +1,10 @@
 """What both scenarios put on the sandbox and how they wait for it: the CRD, namespaces, the
 clusters with their ConfigMap and Secret, readiness predicates and the time each object became
-ready. Shared by run.py (the fleet) and surroundings.py; imports neither."""
+ready. Shared by run.py (the fleet) and the other scenarios; imports none of them."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,8 @@ from typing import Any, TypeVar
 
 import yaml
 from kube import Key, Kube, Watcher
+
+from aidbox_sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -83,8 +86,9 @@ def deployment_ready(obj: dict[str, Any]) -> bool:
 # ----------------------------------------------------------------------------- set-up
 
 
-def install_crd(kube: Kube) -> None:
-    crd = yaml.safe_load((ROOT / "crds" / "aidboxcluster.yaml").read_text())
+def install_crd(kube: Kube, file: str = "aidboxcluster.yaml") -> None:
+    """A CRD of crds/ (by default AidboxCluster's), server-side applied, until Established."""
+    crd = yaml.safe_load((ROOT / "crds" / file).read_text())
     kube.apply(crd, "bench")
     name = crd["metadata"]["name"]
     deadline = time.monotonic() + 60
@@ -95,7 +99,7 @@ def install_crd(kube: Kube) -> None:
         if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
             return
         time.sleep(0.2)
-    raise TimeoutError("the CRD was not Established in 60s")
+    raise TimeoutError(f"the CRD {name} was not Established in 60s")
 
 
 def make_namespaces(kube: Kube, names: list[str], threads: int) -> None:
@@ -155,3 +159,26 @@ def wait_converged(
         log(f"{label}: {ready}/{len(wanted)} ready{extra}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{label}: only {ready}/{len(wanted)} ready after {timeout}s")
+
+
+# kwok nodes take up to 1,100 pods each; a cluster has 2 pods, more while it rolls.
+PODS_PER_NODE = 1100
+PODS_PER_CLUSTER = 4.4
+
+
+def nodes_for(minimum: int, clusters: int, other_pods: int = 0) -> int:
+    """Simulated nodes enough for `clusters` clusters (rollouts included) and other pods."""
+    pods = PODS_PER_CLUSTER * clusters + other_pods
+    return max(minimum, math.ceil(pods / PODS_PER_NODE) + 1)
+
+
+def start_sandbox(state_dir: Path, nodes: int) -> Sandbox:
+    """A fresh sandbox for one scenario, its progress in the benchmark's log."""
+    box = Sandbox(state_dir=state_dir, nodes=nodes)
+    box.up(progress=lambda m: log(f"sandbox: {m}"))
+    return box
+
+
+def namespace_args(namespaces: int, prefix: str) -> list[str]:
+    """The operator's -n flags for the benchmark's namespaces."""
+    return [a for i in range(namespaces) for a in ("-n", f"{prefix}{i}")]

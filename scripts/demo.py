@@ -169,7 +169,15 @@ def _prepare(args: argparse.Namespace) -> Tour:
         kubectl = kubectl or str(sandbox.bin_dir / "kubectl")
     tour = Tour(kubectl or "kubectl", kubeconfig, args.namespace, args.pause)
     subprocess.run(
-        [tour.kubectl, "apply", "--server-side", "-f", str(REPO / "crds" / "aidboxcluster.yaml")],
+        [
+            tour.kubectl,
+            "apply",
+            "--server-side",
+            "-f",
+            str(REPO / "crds" / "aidboxcluster.yaml"),
+            "-f",
+            str(REPO / "crds" / "aidboxreleasechannel.yaml"),
+        ],
         env=tour.env,
         check=True,
         capture_output=True,
@@ -182,7 +190,15 @@ def _prepare(args: argparse.Namespace) -> Tour:
 
 def _start_operator(tour: Tour, namespace: str) -> subprocess.Popen[bytes]:
     log = open(Path(tour.kubeconfig).parent / "demo-operator.log", "ab")  # noqa: SIM115
-    command = [sys.executable, "-m", "aidbox_operator", "run", "-n", namespace]
+    command = [
+        sys.executable,
+        "-m",
+        "aidbox_operator",
+        "run",
+        "-n",
+        namespace,
+        "--image-pinning=off",
+    ]
     operator = subprocess.Popen(
         [*command, "--metrics-port", "0"], env=tour.env, stdout=log, stderr=subprocess.STDOUT
     )

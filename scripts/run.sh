@@ -36,14 +36,16 @@ eval "$("$OP" sandbox env)"   # KUBECONFIG and kubectl of the sandbox, for this 
 state_dir=$(dirname "$KUBECONFIG")
 log="$state_dir/operator.log"
 
-kubectl apply --server-side -f crds/aidboxcluster.yaml
+kubectl apply --server-side -f crds/aidboxcluster.yaml -f crds/aidboxreleasechannel.yaml
 kubectl wait --for=condition=Established crd/aidboxclusters.aidbox.io --timeout=60s
 kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -
 
 stop_operator "$state_dir"
 # Leader election is on (a Lease in the kubeconfig's namespace, `default`): an operator started
 # meanwhile by `make demo` or by hand stands by instead of writing alongside this one.
-"$OP" run --all-namespaces --metrics-port 0 >"$log" 2>&1 &
+# The sandbox has no route to public registries: moving tags reach its (simulated) pods as
+# written instead of being pinned through the registry.
+"$OP" run --all-namespaces --metrics-port 0 --image-pinning=off >"$log" 2>&1 &
 echo $! >"$state_dir/operator.pid"
 echo "operator running (pid $!), log: $log"
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,37 @@ _CLUSTER_DIRS = ("integration", "e2e", "realnode")
 # `pytest -m "not faults and not realnode"` runs the quick suites.
 SUITES = ("unit", "integration", "e2e", "faults", "realnode")
 _TESTS = Path(__file__).resolve().parent
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With AIDBOX_PREBUILD=1 (make test), build what later suites need in the background, at
+    the lowest CPU priority (tests/prebuild.py)."""
+    if os.environ.get("AIDBOX_PREBUILD") != "1":
+        return
+    from aidbox_sandbox import build
+
+    log = build.cache_root() / "logs" / "prebuild.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        _PREBUILD.append(
+            subprocess.Popen(
+                ["nice", "-n", "19", sys.executable, str(_TESTS / "prebuild.py")],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for process in _PREBUILD:  # its builds write to temporary names: stopping it is safe
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait()
+
+
+_PREBUILD: list[subprocess.Popen[bytes]] = []
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -72,6 +106,35 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Any]:
     finally:
         # Stops the sandbox unless it was running before or another session still uses it.
         session.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def sandbox_registry(
+    sandbox: Any, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """The sandbox's OCI registry (aidbox_sandbox.registry.Registry, plain HTTP on
+    127.0.0.1) for the session: started on first use, stopped at the end unless it ran before.
+    With an existing cluster, a registry of this test session's own."""
+    from aidbox_sandbox.registry import Registry
+
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+
+    def progress(msg: str) -> None:  # a first use builds the registry: show it past capture
+        if capman is None:
+            print(f"[sandbox] {msg}", flush=True)
+            return
+        with capman.global_and_fixture_disabled():
+            print(f"[sandbox] {msg}", flush=True)
+
+    if sandbox is not None:
+        with sandbox.registry_session(progress) as registry:
+            yield registry
+        return
+    own = Registry(tmp_path_factory.mktemp("registry")).start(progress)
+    try:
+        yield own
+    finally:
+        own.stop()
 
 
 @pytest.fixture(scope="session")

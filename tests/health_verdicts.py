@@ -47,6 +47,26 @@ VERDICTS = (
     Verdict("paused with a pending change", "InProgress", "Suspended"),
     Verdict("refused child", "Failed", "Degraded"),
     Verdict("unsupported version", "Failed", "Degraded"),
+    Verdict("upgrade in progress", "InProgress", "Progressing"),
+    Verdict("upgrade failed", "Failed", "Degraded"),
+    # The old pods serve; a quota may be freed by others: under way until the Deployment's
+    # progress deadline, then a stuck rollout or failed upgrade.
+    Verdict("new pods refused by a quota", "InProgress", "Progressing"),
+    # kstatus reads a stale observedGeneration first; the refusal waits for an annotation (no
+    # new generation), so observedGeneration stays and only Argo CD shows the Stalled reason.
+    Verdict("refused downgrade", "InProgress", "Degraded"),
+    Verdict("moving tag not resolved", "InProgress", "Progressing"),
+    # The spec is in effect and every pod Ready: waiting to take a change nobody asked for at
+    # this moment (an operator release's rendering, a channel's new release) is no failure.
+    Verdict("operator rollout queued", "Current", "Healthy"),
+    Verdict("waiting for its channel wave", "Current", "Healthy"),
+    Verdict("behind a halted channel", "Current", "Healthy"),
+    # Held like a missing reference: the old pods serve until an operator that handles
+    # channels runs (or spec.channel goes); nothing the cluster itself can fix.
+    Verdict("on a channel no operator handles", "InProgress", "Progressing"),
+    # Everything else applied and serving; the route or monitor is made the moment its CRD
+    # is installed: a warning (Degraded) on a healthy cluster, as with a single node.
+    Verdict("route or monitor kind not installed", "Current", "Healthy"),
 )
 SCENARIOS = tuple(v.scenario for v in VERDICTS)
 EXPECTED = {v.scenario: v for v in VERDICTS}

@@ -160,7 +160,7 @@ def assert_unchanged(
         return not last["text"]
 
     try:
-        wait_for(clean, timeout=3, interval=0.5, message="no foreign object touched")
+        wait_for(clean, timeout=10, interval=0.5, message="no foreign object touched")
     except AssertionError:
         raise AssertionError(
             f"objects the cluster does not own were touched in {ns}: {last['text']}"

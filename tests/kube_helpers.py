@@ -31,18 +31,22 @@ def apply(api: client.ApiClient, manifest: dict[str, Any], manager: str = "tests
     )
 
 
+CRD_FILES = ("aidboxcluster.yaml", "aidboxreleasechannel.yaml")
+
+
 def install_crd(api: client.ApiClient) -> None:
-    crd = yaml.safe_load((REPO / "crds" / "aidboxcluster.yaml").read_text())
-    apply(api, crd)
     ext = client.ApiextensionsV1Api(api)
+    for file in CRD_FILES:
+        crd = yaml.safe_load((REPO / "crds" / file).read_text())
+        apply(api, crd)
 
-    def established() -> bool:
-        got = ext.read_custom_resource_definition(crd["metadata"]["name"])
-        return any(
-            c.type == "Established" and c.status == "True" for c in got.status.conditions or []
-        )
+        def established(name: str = crd["metadata"]["name"]) -> bool:
+            got = ext.read_custom_resource_definition(name)
+            return any(
+                c.type == "Established" and c.status == "True" for c in got.status.conditions or []
+            )
 
-    wait_for(established, timeout=30, message="CRD Established")
+        wait_for(established, timeout=30, message=f"CRD {file} Established")
     # Discovery of the new kind can lag the Established condition a little.
     wait_for(lambda: _kind_served(api), timeout=30, message="AidboxCluster kind served")
 
@@ -197,35 +201,47 @@ def wait_event(
     return wait_for(find, timeout=timeout, message=f"{type_ or ''} event {reason} on {name}")
 
 
-# The smallest stand-in for the Prometheus Operator's CRD: same group, kind and scope.
-SERVICE_MONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {
-        "group": "monitoring.coreos.com",
-        "scope": "Namespaced",
-        "names": {
-            "kind": "ServiceMonitor",
-            "listKind": "ServiceMonitorList",
-            "plural": "servicemonitors",
-            "singular": "servicemonitor",
+def stand_in_crd(group: str, kind: str, plural: str) -> dict[str, Any]:
+    """The smallest stand-in for another project's CRD: same group, kind, version and scope,
+    any content."""
+    metadata: dict[str, Any] = {"name": f"{plural}.{group}"}
+    if group.endswith(".k8s.io"):
+        # Kubernetes' own API groups need an approval reference; the Gateway API's CRDs carry
+        # one (a URL of the approving pull request).
+        metadata["annotations"] = {"api-approved.kubernetes.io": "https://example.invalid/0"}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": metadata,
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
         },
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
+    }
+
+
+# The Prometheus Operator's and the Gateway API's kinds the operator may create.
+SERVICE_MONITOR_CRD = stand_in_crd("monitoring.coreos.com", "ServiceMonitor", "servicemonitors")
+HTTP_ROUTE_CRD = stand_in_crd("gateway.networking.k8s.io", "HTTPRoute", "httproutes")
 
 
 def namespace_lifetime(api: client.ApiClient, name: str) -> Iterator[str]:

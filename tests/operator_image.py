@@ -1,7 +1,8 @@
 """The operator as deploy/ installs it, on the sandbox's real kubelet nodes: the image name
-deploy/ uses (the package version as its tag), built from the Dockerfile, and the one change a
-Deployment from deploy/ needs to run there (real nodes are tainted so that only pods meant for
-them land there)."""
+deploy/ uses (the package version as its tag), built from the Dockerfile, and the changes a
+Deployment from deploy/ needs to run there: real nodes are tainted so that only pods meant for
+them land there, and tag pinning is off, since the sandbox has no route to public registries
+(the clusters these tests make name public images that no pod pulls)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def on_real_nodes(deployment: dict[str, Any]) -> dict[str, Any]:
     pod["tolerations"] = [{"key": REAL_NODE_LABEL, "operator": "Exists"}]
     container = pod["containers"][0]
     assert container["image"] == image_reference().removeprefix("docker.io/library/")
+    args = container["args"]
+    assert "--image-pinning=registry" in args, args
+    container["args"] = [
+        "--image-pinning=off" if a.startswith("--image-pinning") else a for a in args
+    ]
     return deployment
 
 

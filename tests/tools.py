@@ -11,11 +11,19 @@ objects on stdin), built into <cache>/bin/kstatus-<hash of its go.mod, go.sum, m
 Argo CD runs it: gopher-lua with Argo CD's libraries and conversions), built the same way into
 <cache>/bin/argocd-health-<hash>/. Measured with empty Go caches on 2 cores shared with other
 builds: 71 s (23 s of CPU), most of it compiling gopher-lua; later runs reuse the binary.
+
+`promtool()` returns Prometheus' promtool (for `promtool check rules` / `promtool test rules` on
+the operator's alerts), built like helm from Prometheus' own module at PROMETHEUS_MODULE_VERSION
+into <cache>/bin/promtool-<version>/, with Prometheus' build tag remove_all_sd (no service
+discovery plugins: rule tests need none). Measured on 2 cores shared with other sessions' builds
+(load average about 5), `nice -n 19`, with an empty GOMODCACHE and GOCACHE: 6 min 25 s (382 s
+of CPU, 964 MB of modules, a 54 MB binary); without the tag: 13 min 8 s (877 s of CPU, 1.8 GB of
+modules, 88 MB). With both caches warm and the binary gone: 12 s (21 s without the tag); later
+runs reuse the binary.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,42 +42,80 @@ REPO = Path(__file__).resolve().parents[1]
 GO_TOOL_FILES = ("go.mod", "go.sum", "main.go")  # a helper's sources under tools/<name>/
 HELM_MODULE = "helm.sh/helm/v4"
 HELM_VERSION = "v4.3.1"
+# Prometheus release 3.x is published as Go module version v0.3xx.y.
+PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
+PROMETHEUS_MODULE_VERSION = "v0.316.0"
+PROMETHEUS_VERSION = "3.16.0"
 BUILD_TIMEOUT = 40 * 60
 
 
+@dataclass(frozen=True)
+class _Release:
+    """A command built with `go install <package>@<version>` from its own released module."""
+
+    name: str
+    package: str
+    version: str
+    ldflags: str
+    tags: str = ""
+
+    def binary(self) -> Path:
+        return build.cache_root() / "bin" / f"{self.name}-{self.version}" / self.name
+
+
+HELM = _Release(
+    "helm",
+    f"{HELM_MODULE}/cmd/helm",
+    HELM_VERSION,
+    f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
+)
+PROMTOOL = _Release(
+    "promtool",
+    f"{PROMETHEUS_MODULE}/cmd/promtool",
+    PROMETHEUS_MODULE_VERSION,
+    f"-s -w -X github.com/prometheus/common/version.Version={PROMETHEUS_VERSION}",
+    # Prometheus' own build tag leaving out every service discovery plugin (the cloud SDKs):
+    # checking and testing rules needs none; it halves the cold build and the binary.
+    tags="remove_all_sd",
+)
+
+
 def helm_dir() -> Path:
-    return build.cache_root() / "bin" / f"helm-{HELM_VERSION}"
+    return HELM.binary().parent
 
 
 def helm() -> Path:
     """Path of a working helm binary; builds it first if needed (fails, never skips)."""
-    binary = helm_dir() / "helm"
+    return _released(HELM)
+
+
+def promtool() -> Path:
+    """Path of a working promtool binary; builds it first if needed (fails, never skips)."""
+    return _released(PROMTOOL)
+
+
+def _released(release: _Release) -> Path:
+    binary = release.binary()
     if binary.is_file():
         return binary
-    lock = build.cache_root() / f".helm-{HELM_VERSION}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # another session may be building it right now
-        try:
-            if not binary.is_file():
-                _build_helm(binary)
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    # Another session may be building it right now: wait for it instead of building twice.
+    with file_lock(build.cache_root() / f".{release.name}-{release.version}.lock"):
+        if not binary.is_file():
+            _go_install(release, binary)
     return binary
 
 
-def _build_helm(binary: Path) -> None:
+def _go_install(release: _Release, binary: Path) -> None:
     go = build.find_go()  # raises SandboxError saying what to install
-    logs = build.cache_root() / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"build-helm-{HELM_VERSION}.log"
+    log = build.cache_root() / "logs" / f"build-{release.name}-{release.version}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = binary.parent.with_name(binary.parent.name + ".tmp")
     tmp_dir.mkdir(parents=True, exist_ok=True)
     env = {**build.go_env(), "GOBIN": str(tmp_dir)}
-    env.pop(
-        "GOFLAGS", None
-    )  # `go install pkg@version` ignores the main module; -mod=mod not needed
-    print(f"[tools] building helm {HELM_VERSION} (a few minutes; log: {log})", file=sys.stderr)
+    env.pop("GOFLAGS", None)  # `go install pkg@version` ignores any main module: no -mod=mod
+    what = f"{release.name} {release.version}"
+    print(f"[tools] building {what} (minutes when cold; log: {log})", file=sys.stderr)
+    tags = ["-tags", release.tags] if release.tags else []
     start = time.monotonic()
     with log.open("w") as out:
         result = subprocess.run(
@@ -76,9 +123,10 @@ def _build_helm(binary: Path) -> None:
                 str(go),
                 "install",
                 "-trimpath",
+                *tags,
                 "-ldflags",
-                f"-s -w -X helm.sh/helm/v4/internal/version.version={HELM_VERSION}",
-                f"{HELM_MODULE}/cmd/helm@{HELM_VERSION}",
+                release.ldflags,
+                f"{release.package}@{release.version}",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -89,12 +137,12 @@ def _build_helm(binary: Path) -> None:
         )
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        raise AssertionError(f"building helm {HELM_VERSION} failed (log {log}):\n{tail}")
+        raise AssertionError(f"building {what} failed (log {log}):\n{tail}")
     binary.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp_dir / "helm", binary)
+    os.replace(tmp_dir / release.name, binary)
     tmp_dir.rmdir()
     elapsed = time.monotonic() - start
-    print(f"[tools] helm {HELM_VERSION} built in {elapsed:.0f}s: {binary}", file=sys.stderr)
+    print(f"[tools] {what} built in {elapsed:.0f}s: {binary}", file=sys.stderr)
 
 
 def _source_key(source: Path) -> str:

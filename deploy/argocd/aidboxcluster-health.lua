@@ -29,6 +29,18 @@ local function describe(condition)
   return text
 end
 
+-- The operator reads these spellings of no as not paused and any other value as paused
+-- (status/blockers.py). Argo CD's VM opens no string library: the spellings are listed.
+local NOT_PAUSED = {
+  [""] = true, ["0"] = true, ["false"] = true, ["False"] = true, ["FALSE"] = true,
+  ["no"] = true, ["No"] = true, ["NO"] = true, ["n"] = true, ["N"] = true,
+  ["off"] = true, ["Off"] = true, ["OFF"] = true,
+}
+
+local function pause_asked(value)
+  return value ~= nil and not NOT_PAUSED[value]
+end
+
 local function health(status_, message)
   return { status = status_, message = message }
 end
@@ -51,9 +63,16 @@ local function verdict(o)
   local reconciling = find_condition(status, "Reconciling")
   local held = status.observedGeneration < generation
     or (is_true(reconciling) and reconciling.reason == "Paused")
-  if annotations[PAUSE_ANNOTATION] == "true" and held then
+  if pause_asked(annotations[PAUSE_ANNOTATION]) and held then
     return health("Suspended", "paused (" .. PAUSE_ANNOTATION .. "); generation " .. generation
       .. " is held, generation " .. status.observedGeneration .. " is the last applied")
+  end
+  -- A refusal that waits for the user (a downgrade until the override annotation names it)
+  -- leaves observedGeneration behind but is computed for this generation: show it as it is.
+  local stalled = find_condition(status, "Stalled")
+  if status.observedGeneration < generation and is_true(stalled)
+    and stalled.observedGeneration == generation then
+    return health("Degraded", describe(stalled))
   end
   if status.observedGeneration < generation then
     local message = "generation " .. generation .. " not applied yet (last applied: "
@@ -64,7 +83,6 @@ local function verdict(o)
     return health("Progressing", message)
   end
 
-  local stalled = find_condition(status, "Stalled")
   if is_true(stalled) then
     return health("Degraded", describe(stalled))
   end

@@ -22,8 +22,10 @@ import kopf
 from aidbox_operator.model.constants import FIELD_MANAGER
 from aidbox_operator.reconcile import Controller
 from aidbox_operator.reconcile.feeds import Informers
+from aidbox_operator.reconcile.pacing import DEFAULT_OPERATOR_ROLLOUTS
 from aidbox_operator.runtime.client import DEFAULT_REQUEST_TIMEOUT, connect
 from aidbox_operator.runtime.leader import ElectionTiming, LeaderElector
+from aidbox_operator.runtime.registry import RegistryClient
 from aidbox_operator.runtime.workers import DEFAULT_WORKERS
 
 
@@ -46,6 +48,14 @@ class RunOptions:
     # Read each ready pod's /health for the running Aidbox version (pod addresses are
     # reachable from inside the cluster only).
     aidbox_health: bool = False
+    # Pin moving tags to digests through the registry's API (False: pods get spec.image as is).
+    image_pinning: bool = True
+    # Registries (host:port) spoken to over plain HTTP instead of HTTPS.
+    plain_http_registries: tuple[str, ...] = ()
+    # Handle AidboxReleaseChannels (cluster-scoped: one operator per channel writes its status).
+    release_channels: bool = True
+    # Clusters that may roll at once for a pod-template change nobody asked for (0: no bound).
+    operator_rollouts: int = DEFAULT_OPERATOR_ROLLOUTS
     identity: str = field(
         default_factory=lambda: (
             os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
@@ -63,11 +73,27 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     client = await connect(
         FIELD_MANAGER, identity=options.identity, request_timeout=options.request_timeout
     )
-    controller = Controller(client, workers=options.workers, aidbox_health=options.aidbox_health)
+    resolver = None
+    if options.image_pinning:
+        resolver = RegistryClient(plain_http=frozenset(options.plain_http_registries))
+        memo["resolver"] = resolver
+    controller = Controller(
+        client,
+        workers=options.workers,
+        aidbox_health=options.aidbox_health,
+        resolver=resolver,
+        operator_rollouts=options.operator_rollouts,
+        release_channels=options.release_channels,
+    )
     memo["controller"] = controller
     # The informers start before the workers, which wait for every one to list once.
     informers = Informers(
-        client, controller.store, controller.queue, controller.forget, options.namespaces
+        client,
+        controller.store,
+        controller.queue,
+        controller.forget,
+        options.namespaces,
+        channels=options.release_channels,
     )
     informers.start(controller.workers.caches_synced)
     memo["informers"] = informers
@@ -103,3 +129,6 @@ async def stop(memo: Any, **_: Any) -> None:
         await informers.stop()
     await controller.stop()
     await controller.client.close()
+    resolver: RegistryClient | None = memo.get("resolver")
+    if resolver is not None:
+        await resolver.close()

@@ -6,6 +6,7 @@ so that the fault suite can be seen to fail without them. Test-only; never shipp
   (the exception handling of the version issue 10 was filed against);
 - timeout: API requests get a 300 s timeout instead of one well below the renew deadline;
 - abort: closed connections are closed gracefully, so an abandoned write may still be sent;
+- downgrade: the downgrade guard lets every release through (an older one included);
 - adopt: a 409 on creating the keys Secret drops the cached entry and fails the pass, as before
   issue 10 (the Secret an interrupted pass created is never recognised).
 """
@@ -25,7 +26,7 @@ from aidbox_operator.runtime.kinds import SECRETS
 from aidbox_operator.runtime.leader import LeaderElector
 
 REMOVED = {p for p in os.environ.get("FAULTS_REMOVE", "").split(",") if p}
-KNOWN = {"guard", "catch-all", "timeout", "abort", "adopt"}
+KNOWN = {"guard", "catch-all", "timeout", "abort", "adopt", "downgrade"}
 if REMOVED - KNOWN:
     raise SystemExit(f"FAULTS_REMOVE: unknown protections {sorted(REMOVED - KNOWN)}")
 
@@ -69,6 +70,8 @@ def _install() -> None:
 
         kube._abortive_socket = graceful
 
+    if "downgrade" in REMOVED:
+        cluster._downgrade = lambda *args: None
     if "adopt" in REMOVED:
         # Before issue 10 a never-reconciled cluster assumed its keys Secret absent, and a 409
         # on creating it dropped the cache entry and failed the pass: after a crash between

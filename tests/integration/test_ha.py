@@ -157,13 +157,9 @@ def test_stuck_rollout_is_reported_and_old_pods_keep_serving(
     )
     wait_condition(api_client, "st", namespace, "Ready")
     old_pods = {p.metadata.name for p in _pods(api_client, "st", namespace)}
-    # The new version's pods never pass their readiness probe.
-    patch_spec(
-        api_client,
-        "st",
-        namespace,
-        {"image": "healthsamurai/aidboxone:2510", "podLabels": {NOT_READY_LABEL: "true"}},
-    )
+    # The new pod template's pods never pass their readiness probe (the same release: a new
+    # release that does not start is an UpgradeFailed, tests/integration/test_upgrades.py).
+    patch_spec(api_client, "st", namespace, {"podLabels": {NOT_READY_LABEL: "true"}})
     body = wait_condition(
         api_client,
         "st",
@@ -183,7 +179,7 @@ def test_stuck_rollout_is_reported_and_old_pods_keep_serving(
     # Fixing the spec lets the rollout finish.
     patch_spec(api_client, "st", namespace, {"podLabels": None})
     wait_for(
-        lambda: _rolled_out(api_client, "st", namespace, "healthsamurai/aidboxone:2510"),
+        lambda: _rolled_out(api_client, "st", namespace, "healthsamurai/aidboxone:2509"),
         timeout=120,
         message="rollout after the fix",
     )
@@ -386,7 +382,11 @@ def test_shared_jwt_keys_created_once_and_kept(
         .spec.template.spec.containers[0]
         .env
     )
-    refs = {e.name: e.value_from.secret_key_ref.name for e in env if e.value_from}
+    refs = {
+        e.name: e.value_from.secret_key_ref.name
+        for e in env
+        if e.value_from and e.value_from.secret_key_ref
+    }
     assert refs == {k: "jwt-auth-keys" for k in data}
     version = secret.metadata.resource_version
 

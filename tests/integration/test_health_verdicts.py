@@ -9,6 +9,7 @@ the operator reacts does not pass.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,12 +18,17 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from channels import BROKEN, create_channel, delete_channel, move_channel
+from channels import REPO as CHANNEL_REPO
 from health_verdicts import EXPECTED, PAUSE_ANNOTATION, SCENARIOS, ArgoHealth, kstatus_verdicts
 from helpers import wait_for
 from kube_helpers import (
     GROUP,
+    HTTP_ROUTE_CRD,
     PLURAL,
     VERSION,
+    cluster_manifest,
+    condition,
     create_cluster,
     get_cluster,
     make_config,
@@ -30,13 +36,15 @@ from kube_helpers import (
     status_current,
     wait_condition,
 )
-from operator_process import OperatorProcess
+from operator_process import OperatorProcess, free_port
 
 NOT_READY_LABEL = "sandbox.aidbox.io/not-ready"
 SELECTOR = "app.kubernetes.io/instance={}"
 SETTLE = 30.0
 OLD_IMAGE = "healthsamurai/aidboxone:2509"
 NEW_IMAGE = "healthsamurai/aidboxone:2510"
+# The sandbox keeps this release's pods running but never Ready (stages/).
+SLOW = "healthsamurai/aidboxone:2510.998"
 
 COVERED: set[str] = set()
 ARGO = ArgoHealth()
@@ -99,7 +107,7 @@ def _rolled_out(api: Any, name: str, ns: str) -> bool:
 def _running(api: Any, name: str, ns: str, **spec: Any) -> client.V1Deployment:
     """A cluster whose Deployment runs every replica of its spec: the start of most scenarios."""
     make_config(api, name, ns)
-    create_cluster(api, name, ns, image=OLD_IMAGE, replicas=2, **spec)
+    create_cluster(api, name, ns, **{"image": OLD_IMAGE, "replicas": 2, **spec})
     wait_for(lambda: _rolled_out(api, name, ns), timeout=90, message=f"{name} rolled out")
     wait_condition(api, name, ns, "Ready")
     return _deployment(api, name, ns)
@@ -186,12 +194,9 @@ def test_spec_changed(api_client: Any, own_namespace: str, own_operator: Operato
 @covers("stuck rollout")
 def test_stuck_rollout(api_client: Any, namespace: str) -> None:
     _running(api_client, "stuck", namespace, progressDeadlineSeconds=8)
-    patch_spec(
-        api_client,
-        "stuck",
-        namespace,
-        {"image": NEW_IMAGE, "podLabels": {NOT_READY_LABEL: "true"}},
-    )
+    # The same release: a new pod template that never becomes ready (an image change would make
+    # this a failed upgrade, the next scenario).
+    patch_spec(api_client, "stuck", namespace, {"podLabels": {NOT_READY_LABEL: "true"}})
 
     def deadline_exceeded() -> bool:
         conditions = _deployment(api_client, "stuck", namespace).status.conditions or []
@@ -200,7 +205,8 @@ def test_stuck_rollout(api_client: Any, namespace: str) -> None:
         )
 
     wait_for(deadline_exceeded, timeout=60, message="Deployment ProgressDeadlineExceeded")
-    assert_verdicts(api_client, "stuck", namespace, "stuck rollout")
+    body = assert_verdicts(api_client, "stuck", namespace, "stuck rollout")
+    assert body["status"]["conditions"][-1]["reason"] == "RolloutStuck"
 
 
 @pytest.mark.usefixtures("operator")
@@ -263,3 +269,235 @@ def test_unsupported_version(api_client: Any, namespace: str) -> None:
     body = assert_verdicts(api_client, "old", namespace, "unsupported version")
     _template_unchanged(api_client, "old", namespace, before)
     assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+
+
+@pytest.mark.usefixtures("operator")
+@covers("upgrade in progress")
+def test_upgrade_in_progress(api_client: Any, namespace: str) -> None:
+    _running(api_client, "up", namespace)
+    # The new release's first pod never becomes ready here: the upgrade stays under way.
+    patch_spec(
+        api_client, "up", namespace, {"image": NEW_IMAGE, "podLabels": {NOT_READY_LABEL: "true"}}
+    )
+    body = assert_verdicts(api_client, "up", namespace, "upgrade in progress")
+    wait_for(
+        lambda: (get_cluster(api_client, "up", namespace).get("status") or {}).get("upgrade"),
+        timeout=SETTLE,
+        message="status.upgrade",
+    )
+    upgrade = get_cluster(api_client, "up", namespace)["status"]["upgrade"]
+    assert (upgrade["from"], upgrade["to"], upgrade["strategy"]) == ("2509", "2510", "Rolling")
+    assert body["status"]["versionRecord"]["newestReady"] == "2509"
+
+
+@covers("new pods refused by a quota")
+def test_new_pods_refused_by_a_quota(
+    api_client: Any, own_namespace: str, own_operator: OperatorProcess
+) -> None:
+    """Two pods run; a ResourceQuota allows no more; the new release's surge pod is refused:
+    the cluster says why (the API server's words), with one Warning, and reads as under way."""
+    ns, core = own_namespace, client.CoreV1Api(api_client)
+    _running(api_client, "quota", ns, progressDeadlineSeconds=600)
+    quota = {"metadata": {"name": "pods-limit"}, "spec": {"hard": {"pods": "2"}}}
+    core.create_namespaced_resource_quota(ns, quota)
+    wait_for(
+        lambda: (
+            (core.read_namespaced_resource_quota("pods-limit", ns).status.used or {}).get("pods")
+            == "2"
+        ),
+        timeout=60,
+        message="the quota controller counting the pods",
+    )
+    patch_spec(api_client, "quota", ns, {"image": NEW_IMAGE})
+    _progressing_reason(api_client, "quota", ns, "PodsRefused")
+    body = assert_verdicts(api_client, "quota", ns, "new pods refused by a quota")
+    assert "exceeded quota: pods-limit" in condition(body, "Progressing")["message"]
+    events = core.list_namespaced_event(ns, field_selector="reason=PodsRefused").items
+    assert len(events) == 1 and events[0].type == "Warning", events
+
+
+@pytest.mark.usefixtures("operator")
+@covers("upgrade failed")
+def test_upgrade_failed(api_client: Any, namespace: str) -> None:
+    _running(api_client, "fail", namespace, progressDeadlineSeconds=8)
+    patch_spec(
+        api_client,
+        "fail",
+        namespace,
+        {"image": NEW_IMAGE, "podLabels": {NOT_READY_LABEL: "true"}},
+    )
+    body = assert_verdicts(api_client, "fail", namespace, "upgrade failed")
+    stalled = next(c for c in body["status"]["conditions"] if c["type"] == "Stalled")
+    assert stalled["reason"] == "UpgradeFailed", stalled
+    assert "2509" in stalled["message"] and "never became Ready" in stalled["message"]
+    # Going back to the release that ran is no downgrade: 2510 never became Ready.
+    patch_spec(
+        api_client, "fail", namespace, {"image": OLD_IMAGE, "podLabels": {NOT_READY_LABEL: None}}
+    )
+    assert_verdicts(api_client, "fail", namespace, "ready")
+
+
+@pytest.mark.usefixtures("operator")
+@covers("refused downgrade")
+def test_refused_downgrade(api_client: Any, namespace: str) -> None:
+    before = _running(api_client, "back", namespace)
+    patch_spec(api_client, "back", namespace, {"image": "healthsamurai/aidboxone:2409.2"})
+    body = assert_verdicts(api_client, "back", namespace, "refused downgrade")
+    _template_unchanged(api_client, "back", namespace, before)
+    assert body["status"]["observedGeneration"] < body["metadata"]["generation"]
+
+
+@covers("moving tag not resolved")
+def test_moving_tag_not_resolved(
+    api_client: Any, own_namespace: str, operator_credentials: Path, tmp_path: Path
+) -> None:
+    """An operator that pins tags, and a registry that does not answer (a closed loopback
+    port): the change is held, nothing running is touched, the verdicts say it waits."""
+    closed = free_port()
+    op = OperatorProcess(
+        operator_credentials,
+        tmp_path / "operator.log",
+        (
+            "--namespace",
+            own_namespace,
+            "--image-pinning=registry",
+            f"--plain-http-registry=127.0.0.1:{closed}",
+        ),
+    )
+    op.start()
+    try:
+        # A full YYMM.MINOR tag is never looked up: the cluster runs before the registry matters.
+        before = _running(api_client, "tag", own_namespace, image=f"{OLD_IMAGE}.1")
+        patch_spec(api_client, "tag", own_namespace, {"image": f"127.0.0.1:{closed}/aidbox:latest"})
+        body = assert_verdicts(api_client, "tag", own_namespace, "moving tag not resolved")
+        reconciling = next(c for c in body["status"]["conditions"] if c["type"] == "Reconciling")
+        assert reconciling["reason"] == "TagUnresolved", reconciling
+        _template_unchanged(api_client, "tag", own_namespace, before)
+    finally:
+        op.stop()
+
+
+@covers("operator rollout queued")
+def test_operator_rollout_queued(
+    api_client: Any, own_namespace: str, operator_credentials: Path, tmp_path: Path
+) -> None:
+    """Two clusters Ready; the next operator release (its pods never Ready here) may roll one
+    cluster at a time: the other waits, Current and Healthy."""
+    op = OperatorProcess(operator_credentials, tmp_path / "v1.log", ("--namespace", own_namespace))
+    op.start()
+    try:
+        for name in ("q1", "q2"):
+            _running(api_client, name, own_namespace, image=f"{OLD_IMAGE}.1")
+    finally:
+        op.stop()
+    nxt = OperatorProcess(
+        operator_credentials,
+        tmp_path / "v2.log",
+        ("--namespace", own_namespace, "--max-operator-rollouts=1"),
+        launcher=(str(Path(__file__).with_name("next_release.py")),),
+    )
+    nxt.start()
+    try:
+        _progressing_reason(api_client, "q2", own_namespace, "RolloutQueued")
+        assert_verdicts(api_client, "q2", own_namespace, "operator rollout queued")
+    finally:
+        nxt.stop()
+
+
+def _progressing_reason(api: Any, name: str, ns: str, reason: str) -> None:
+    """Until the operator says why the cluster waits: the verdicts are judged on that status."""
+    wait_for(
+        lambda: condition(get_cluster(api, name, ns), "Progressing").get("reason") == reason,
+        timeout=60,
+        interval=0.5,
+        message=f"{name} Progressing/{reason}",
+    )
+
+
+def _channel_fleet(api: Any, ns: str, channel: str) -> None:
+    create_channel(api, channel, f"{CHANNEL_REPO}:2510.1")
+    for name, tier in (("w1", "canary"), ("w2", "prod")):
+        make_config(api, name, ns)
+        manifest = cluster_manifest(name, ns, replicas=2, channel=channel)
+        manifest["metadata"]["labels"] = {"tier": tier}
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, manifest
+        )
+    for name in ("w1", "w2"):
+        wait_for(lambda n=name: _rolled_out(api, n, ns), timeout=90, message=f"{name} rolled out")
+
+
+@pytest.mark.usefixtures("operator")
+@covers("on a channel no operator handles")
+def test_on_a_channel_no_operator_handles(api_client: Any, namespace: str) -> None:
+    """The session operator watches t-* namespaces and was started without
+    --release-channels: a running cluster put on a channel is held, its pods untouched."""
+    before = _running(api_client, "lone", namespace)
+    patch_spec(api_client, "lone", namespace, {"channel": "stable", "image": None})
+    _progressing_reason(api_client, "lone", namespace, "ChannelsNotHandled")
+    assert_verdicts(api_client, "lone", namespace, "on a channel no operator handles")
+    _template_unchanged(api_client, "lone", namespace, before)
+
+
+@pytest.fixture
+def channel_operator(
+    own_namespace: str, operator_credentials: Path, tmp_path: Path
+) -> Iterator[str]:
+    op = OperatorProcess(
+        operator_credentials,
+        tmp_path / "operator.log",
+        ("--namespace", own_namespace, "--release-channels=on"),
+    )
+    op.start()
+    channel = f"vc-{secrets.token_hex(3)}"
+    try:
+        yield channel
+    finally:
+        op.stop()
+
+
+@covers("waiting for its channel wave")
+def test_waiting_for_its_channel_wave(
+    api_client: Any, own_namespace: str, channel_operator: str
+) -> None:
+    channel = channel_operator
+    try:
+        _channel_fleet(api_client, own_namespace, channel)
+        # The canary's new release runs but never becomes Ready: its wave stays under way.
+        move_channel(api_client, channel, SLOW)
+        _progressing_reason(api_client, "w2", own_namespace, "WaveQueued")
+        assert_verdicts(api_client, "w2", own_namespace, "waiting for its channel wave")
+    finally:
+        delete_channel(api_client, channel)
+
+
+@covers("behind a halted channel")
+def test_behind_a_halted_channel(
+    api_client: Any, own_namespace: str, channel_operator: str
+) -> None:
+    channel = channel_operator
+    try:
+        _channel_fleet(api_client, own_namespace, channel)
+        move_channel(api_client, channel, BROKEN)
+        _progressing_reason(api_client, "w2", own_namespace, "ChannelHalted")
+        assert_verdicts(api_client, "w2", own_namespace, "behind a halted channel")
+    finally:
+        delete_channel(api_client, channel)
+
+
+@pytest.mark.usefixtures("operator")
+@covers("route or monitor kind not installed")
+def test_route_or_monitor_kind_not_installed(api_client: Any, namespace: str) -> None:
+    ext = client.ApiextensionsV1Api(api_client)
+    crd = HTTP_ROUTE_CRD["metadata"]["name"]
+    if any(c.metadata.name == crd for c in ext.list_custom_resource_definition().items):
+        ext.delete_custom_resource_definition(crd)
+    wait_for(
+        lambda: all(c.metadata.name != crd for c in ext.list_custom_resource_definition().items),
+        timeout=30,
+        message="no HTTPRoute CRD",
+    )
+    route = {"parentRefs": [{"name": "public"}], "hostnames": ["fhir.example.com"]}
+    _running(api_client, "routed", namespace, httpRoute=route)
+    body = assert_verdicts(api_client, "routed", namespace, "route or monitor kind not installed")
+    assert condition(body, "Degraded")["reason"] == "HTTPRouteUnavailable"

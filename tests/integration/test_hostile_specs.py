@@ -51,6 +51,13 @@ PUB = "-----BEGIN PUBLIC KEY-----\nnot-a-real-key\n-----END PUBLIC KEY-----\n"
 
 
 # -- 1. refused at admission -----------------------------------------------------------------
+MAIN_IS_OURS = "the container name main is the Aidbox container's own"
+
+
+def _c(name: str) -> dict[str, str]:
+    return {"name": name, "image": "busybox:1.36"}
+
+
 # (id, cluster name, spec, words the API server's message must contain)
 ADMISSION: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     ("name-dots", "a.b", {}, ("metadata.name must be a DNS-1035 label",)),
@@ -165,6 +172,79 @@ ADMISSION: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
     ("keys-on-loss", "x", {"authKeys": {"onLoss": "Sometimes"}}, ("spec.authKeys.onLoss",)),
     # kubectl sends fieldValidation=Strict: an unknown field is refused, not dropped.
     ("field-typo-strict", "x", {"replica": 3}, ('unknown field "spec.replica"',)),
+    # Pod settings (issue 19, part 4).
+    ("sidecar-named-main", "x", {"sidecars": [_c("main")]}, (MAIN_IS_OURS,)),
+    ("init-named-main", "x", {"initContainers": [_c("main")]}, (MAIN_IS_OURS,)),
+    (
+        "sidecars-same-name",
+        "x",
+        {"sidecars": [_c("agent"), _c("agent")]},
+        ("spec.sidecars[1]", "Duplicate value"),
+    ),
+    (
+        "sidecar-and-init-same-name",
+        "x",
+        {"sidecars": [_c("agent")], "initContainers": [_c("agent")]},
+        ("share one namespace of container names",),
+    ),
+    (
+        "sidecar-without-image",
+        "x",
+        {"sidecars": [{"name": "agent"}]},
+        ("spec.sidecars[0].image", "Required value"),
+    ),
+    (
+        "volume-operator-name",
+        "x",
+        {"volumes": [{"name": "aidbox-tmp", "emptyDir": {}}]},
+        ("volume names reserved by the operator (aidbox-tmp",),
+    ),
+    (
+        "volumes-same-name",
+        "x",
+        {"volumes": [{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]},
+        ("spec.volumes[1]", "Duplicate value"),
+    ),
+    (
+        "volume-without-name",
+        "x",
+        {"volumes": [{"emptyDir": {}}]},
+        ("spec.volumes[0].name", "Required value"),
+    ),
+    (
+        "mount-of-no-volume",
+        "x",
+        {"volumeMounts": [{"name": "nowhere", "mountPath": "/data"}]},
+        ("every volumeMounts[].name must name a volume in spec.volumes",),
+    ),
+    (
+        "mounts-same-path",
+        "x",
+        {
+            "volumes": [{"name": "v", "emptyDir": {}}],
+            "volumeMounts": [{"name": "v", "mountPath": "/d"}, {"name": "v", "mountPath": "/d"}],
+        },
+        ("spec.volumeMounts[1]", "Duplicate value"),
+    ),
+    (
+        "env-from-both",
+        "x",
+        {"extraEnvFrom": [{"configMapRef": {"name": "a"}, "secretRef": {"name": "b"}}]},
+        ("configMapRef or secretRef, exactly one",),
+    ),
+    (
+        "env-from-without-name",
+        "x",
+        {"extraEnvFrom": [{"secretRef": {"optional": True}}]},
+        ("spec.extraEnvFrom[0].secretRef.name", "Required value"),
+    ),
+    ("priority-class-name", "x", {"priorityClassName": "Bad_Name"}, ("spec.priorityClassName",)),
+    (
+        "automount-word",
+        "x",
+        {"automountServiceAccountToken": "yes"},
+        ("spec.automountServiceAccountToken",),
+    ),
 ]
 
 
@@ -351,6 +431,34 @@ REFUSALS = [
                     "labelselector": {"matchLabels": {"a": "b"}},
                 }
             ]
+        },
+    ),
+    Refusal(
+        "affinity-unknown-field",
+        "InvalidSpec",
+        ("affinity: unknown field 'nodeAfinity'",),
+        {"affinity": {"nodeAfinity": {}}},
+    ),
+    Refusal(
+        "container-security-typo",
+        "InvalidSpec",
+        ("containerSecurityContext", "readOnlyRootFileSystem"),
+        {"containerSecurityContext": {"readOnlyRootFileSystem": True}},
+    ),
+    Refusal(
+        "sidecar-unknown-field",
+        "InvalidSpec",
+        ("sidecars[0]", "imagePullPolicyy"),
+        {"sidecars": [{**_c("agent"), "imagePullPolicyy": "Always"}]},
+    ),
+    Refusal(
+        # (A volume with no source at all is no refusal: the API server makes it an emptyDir.)
+        "volume-two-sources",
+        "ApplyFailed",
+        ("spec.template.spec.volumes[0]", "may not specify more than 1 volume type"),
+        {
+            "volumes": [{"name": "v", "emptyDir": {}, "configMap": {"name": "c"}}],
+            "volumeMounts": [{"name": "v", "mountPath": "/d"}],
         },
     ),
     Refusal(
@@ -549,3 +657,56 @@ def test_half_set_refusal_lifts_when_both_keys_are_set(
         message="Recovered event",
     )
     assert warnings(api_client, name, ns) == ["AuthKeysIncomplete"], describe(api_client, name, ns)
+
+
+# -- 4. every pod setting accepted ------------------------------------------------------------
+def test_every_pod_setting_is_accepted_and_runs(
+    api_client: Any, hostile_operator: OperatorProcess
+) -> None:
+    """The refusals above are not too strict: a spec using every pod setting passes admission,
+    the API server takes the Deployment the operator renders from it, and the cluster becomes
+    Ready."""
+    with temporary_namespace(api_client, "pod-settings") as ns:
+        name = "pods"
+        make_user_config(api_client, name, ns)
+        client.CoreV1Api(api_client).create_namespaced_config_map(
+            ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="more"), data={"A": "1"})
+        )
+        spec = {
+            "replicas": 1,
+            "extraEnvFrom": [
+                {"configMapRef": {"name": "more"}},
+                {"secretRef": {"name": "absent", "optional": True}},
+            ],
+            "priorityClassName": "system-cluster-critical",
+            "affinity": {
+                "podAntiAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 50,
+                            "podAffinityTerm": {
+                                "topologyKey": "kubernetes.io/hostname",
+                                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "x"}},
+                            },
+                        }
+                    ]
+                }
+            },
+            "podSecurityContext": {"fsGroup": 1000},
+            "containerSecurityContext": {"readOnlyRootFilesystem": True},
+            "volumes": [{"name": "cache", "emptyDir": {"sizeLimit": "1Gi"}}],
+            "volumeMounts": [{"name": "cache", "mountPath": "/cache"}],
+            "initContainers": [{**_c("wait"), "command": ["true"]}],
+            "sidecars": [_c("agent")],
+        }
+        new_cluster(api_client, name, ns, spec)
+        wait_condition(api_client, name, ns, "Ready", timeout=90)
+        pod = client.AppsV1Api(api_client).read_namespaced_deployment(name, ns).spec.template.spec
+        assert [c.name for c in pod.containers] == ["main", "agent"]
+        assert [c.name for c in pod.init_containers] == ["wait"]
+        assert {v.name for v in pod.volumes} == {"cache", "aidbox-tmp"}
+        assert {m.mount_path for m in pod.containers[0].volume_mounts} == {"/cache", "/tmp"}
+        assert pod.automount_service_account_token is False
+        assert pod.priority_class_name == "system-cluster-critical"
+        assert pod.containers[0].resources.limits == {"memory": "2Gi"}
+        assert warnings(api_client, name, ns) == [], describe(api_client, name, ns)

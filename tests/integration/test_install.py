@@ -76,14 +76,21 @@ def test_default_deploy_is_the_cluster_wide_overlay(
             "Role",
             "RoleBinding",
             "Deployment",
+            "PodDisruptionBudget",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         }
     )
     for doc in cluster_wide:
+        # kubectl's kustomize does not know the admission policy kinds are cluster-scoped and
+        # gives them the base's namespace too; the API server ignores it.
         cluster_scoped = (
             "Namespace",
             "CustomResourceDefinition",
             "ClusterRole",
             "ClusterRoleBinding",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         )
         if doc["kind"] not in cluster_scoped:
             assert doc["metadata"]["namespace"] == OPERATOR_NAMESPACE, doc["metadata"]
@@ -141,12 +148,24 @@ def test_single_namespace_overlay(single_namespace: list[dict[str, Any]]) -> Non
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["WATCH_NAMESPACE"] == watched
     cluster_rules = objs[("ClusterRole", "aidbox-operator-cluster")]["rules"]
+    # The CRD read, and the cluster-scoped release channels (handled by a namespaced install
+    # only when started with --release-channels=on).
     assert cluster_rules == [
         {
             "apiGroups": ["apiextensions.k8s.io"],
             "resources": ["customresourcedefinitions"],
             "verbs": ["list", "watch"],
-        }
+        },
+        {
+            "apiGroups": ["aidbox.io"],
+            "resources": ["aidboxreleasechannels"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["aidbox.io"],
+            "resources": ["aidboxreleasechannels/status"],
+            "verbs": ["patch"],
+        },
     ]
 
 
@@ -182,6 +201,9 @@ def test_server_side_dry_run_of_deploy(sandbox: Any, sandbox_kubeconfig: Path) -
     )
     assert out.returncode == 0, out.stderr
     assert "deployment.apps/aidbox-operator serverside-applied (server dry run)" in out.stdout
+    for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"):
+        applied = f"{kind}.admissionregistration.k8s.io/aidbox-operator-downgrade"
+        assert f"{applied} serverside-applied (server dry run)" in out.stdout, out.stdout
 
 
 # -- helm ----------------------------------------------------------------------------------------
@@ -244,7 +266,36 @@ def test_helm_renders_the_same_install_as_deploy(cluster_wide: list[dict[str, An
     ):
         assert chart_c[field] == deploy_c[field], field
     assert ("ServiceMonitor", "aidbox-operator") not in chart
+    # A drain never takes both operator replicas; the budget selects exactly their pods.
+    for install in (chart, deploy):
+        pdb = install[("PodDisruptionBudget", "aidbox-operator")]
+        operator = install[("Deployment", "aidbox-operator")]
+        assert pdb["spec"]["maxUnavailable"] == 1
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+        assert pdb["spec"]["selector"] == operator["spec"]["selector"]
     assert chart[("Service", "aidbox-operator-metrics")]["spec"]["ports"][0]["port"] == 8081
+    # The downgrade policy as tests/integration/test_downgrade_admission.py reads it from
+    # deploy/base: kustomize and helm both keep each expression as it is written there.
+    for kind, file in (
+        ("ValidatingAdmissionPolicy", "downgrade-policy.yaml"),
+        ("ValidatingAdmissionPolicyBinding", "downgrade-policy-binding.yaml"),
+    ):
+        key = (kind, "aidbox-operator-downgrade")
+        shipped = yaml.safe_load((REPO / "deploy" / "base" / file).read_text())
+        assert chart[key]["apiVersion"] == deploy[key]["apiVersion"] == shipped["apiVersion"]
+        assert chart[key]["spec"] == deploy[key]["spec"] == shipped["spec"], key
+
+
+def test_helm_downgrade_policy_follows_the_release_and_can_be_turned_off() -> None:
+    text = _helm("template", "fhir", str(CHART), "--namespace", OPERATOR_NAMESPACE)
+    objs = _by_kind([d for d in yaml.safe_load_all(text) if d])
+    name = "fhir-aidbox-operator-downgrade"
+    policy = objs[("ValidatingAdmissionPolicy", name)]
+    assert objs[("ValidatingAdmissionPolicyBinding", name)]["spec"]["policyName"] == name
+    shipped = yaml.safe_load((REPO / "deploy" / "base" / "downgrade-policy.yaml").read_text())
+    assert policy["spec"] == shipped["spec"]
+    _, off = _template("--set", "downgradePolicy.enabled=false")
+    assert not [d for d in off if d["kind"].startswith("ValidatingAdmissionPolicy")]
 
 
 def test_helm_watch_namespaces_matches_single_namespace(
@@ -298,3 +349,11 @@ def test_helm_values() -> None:
     assert args[args.index("--metrics-port") + 1] == "9090"
     assert {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"] == 9090
     assert container["resources"]["limits"]["memory"] == "1Gi"
+
+
+def test_helm_has_no_operator_budget_for_a_single_replica() -> None:
+    """One replica: a budget of maxUnavailable 1 would still allow the drain, but it would
+    say nothing true; none is rendered, nor when turned off."""
+    for values in (("--set", "replicas=1"), ("--set", "podDisruptionBudget.enabled=false")):
+        _, docs = _template(*values)
+        assert ("PodDisruptionBudget", "aidbox-operator") not in _by_kind(docs), values

@@ -329,3 +329,68 @@ def test_no_writes_at_steady_state(
         assert get_cluster(api_client, "quiet", namespace)["status"]["phase"] == "Ready"
     finally:
         op.stop()
+
+
+def _operator_requests(sandbox: Any, namespace: str) -> list[tuple[str, str, str, str]]:
+    """(time, verb, resource, name) of the operator's requests in `namespace`, as the API
+    server's audit log saw them."""
+    found = []
+    for path in sorted(sandbox.audit_log.parent.glob("audit*.log")):
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            ref = event.get("objectRef") or {}
+            operator = (event.get("userAgent") or "").startswith("aidbox-operator")
+            complete = event.get("stage") == "ResponseComplete"
+            if operator and complete and ref.get("namespace") == namespace:
+                when, verb = event["requestReceivedTimestamp"], event["verb"]
+                found.append((when, verb, ref.get("resource"), ref.get("name", "")))
+    return sorted(found)
+
+
+def test_a_new_cluster_is_made_without_reading_its_names(
+    api_client: Any, sandbox: Any, own_namespace: str, operator_credentials: Path, tmp_path: Path
+) -> None:
+    """A new cluster's Service, PodDisruptionBudget and keys Secret are made by requests that
+    fail when the name is taken, not after a GET of each name (only the Deployment's name is
+    read: nothing is made beside a foreign Deployment); what is made is owned as any apply
+    owns it (operation Apply only), so later applies can still remove a field."""
+    if sandbox is None:
+        pytest.skip("reads the local sandbox's audit log")
+    namespace = own_namespace
+    op = OperatorProcess(
+        operator_credentials, tmp_path / "operator.log", ("--namespace", namespace)
+    )
+    op.start()
+    try:
+        make_config(api_client, "fresh", namespace)
+        create_cluster(api_client, "fresh", namespace, replicas=2)
+        wait_condition(api_client, "fresh", namespace, "Ready")
+    finally:
+        op.stop()
+
+    def made() -> list[tuple[str, str, str, str]]:
+        requests = _operator_requests(sandbox, namespace)
+        kinds = {resource for _, verb, resource, _ in requests if verb in ("create", "patch")}
+        return requests if {"secrets", "deployments", "services"} <= kinds else []
+
+    requests = wait_for(made, timeout=20, message="the operator's writes in the audit log")
+    keys_created = min(t for t, verb, res, _ in requests if verb == "create" and res == "secrets")
+    early_reads = [
+        (res, name)
+        for t, verb, res, name in requests
+        if verb == "get"
+        and (res in ("deployments", "services", "poddisruptionbudgets") or t < keys_created)
+        and (res, name) not in (("configmaps", "fresh"), ("secrets", "fresh"))
+    ]
+    assert early_reads == [("deployments", "fresh")], requests
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    policy = client.PolicyV1Api(api_client)
+    children = {
+        "Deployment": apps.read_namespaced_deployment("fresh", namespace),
+        "Service": core.read_namespaced_service("fresh", namespace),
+        "PodDisruptionBudget": policy.read_namespaced_pod_disruption_budget("fresh", namespace),
+    }
+    for kind, body in children.items():
+        fields = body.metadata.managed_fields
+        ours = {m.operation for m in fields if m.manager == "aidbox-operator"}
+        assert ours == {"Apply"}, (kind, fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kubernetes import client
@@ -59,3 +60,46 @@ def test_metrics_count_reconciles_repairs_and_rollouts(
     assert after['aidbox_operator_api_requests_total{verb="apply"}'] > 0
     assert after['aidbox_operator_clusters{phase="Ready"}'] >= 1
     assert "aidbox_operator_queue_depth" in after
+
+
+def _cluster_series(metrics: dict[str, float], namespace: str, name: str) -> dict[str, float]:
+    """The per-cluster series of one cluster: {"metric{label=value,...}" with the labels
+    other than namespace and name, sorted: value}."""
+    found = {}
+    for key, value in metrics.items():
+        metric, _, rest = key.partition("{")
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+        if metric.startswith("aidbox_cluster_") and (
+            labels.pop("namespace", None),
+            labels.pop("name", None),
+        ) == (namespace, name):
+            found[metric + str(sorted(labels.items()) or "")] = value
+    return found
+
+
+def test_per_cluster_series_follow_a_cluster_and_go_with_it(
+    api_client: Any, namespace: str, operator: OperatorProcess
+) -> None:
+    make_config(api_client, "series", namespace)
+    create_cluster(api_client, "series", namespace, replicas=2)
+    wait_condition(api_client, "series", namespace, "Ready")
+
+    def ready_series() -> dict[str, float]:
+        series = _cluster_series(operator.metrics(), namespace, "series")
+        return series if series.get("aidbox_cluster_ready") == 1 else {}
+
+    series = wait_for(ready_series, timeout=10, message="the cluster's series, Ready")
+    assert series["aidbox_cluster_replicas_desired"] == 2
+    assert series["aidbox_cluster_replicas_ready"] == 2
+    info = [k for k in series if k.startswith("aidbox_cluster_info")]
+    assert len(info) == 1 and "('phase', 'Ready')" in info[0], series
+    pods = [v for k, v in series.items() if k.startswith("aidbox_cluster_pods")]
+    assert sum(pods) == 2, series
+    client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
+        "aidbox.io", "v1alpha1", namespace, "aidboxclusters", "series"
+    )
+    wait_for(
+        lambda: not _cluster_series(operator.metrics(), namespace, "series"),
+        timeout=10,
+        message="the deleted cluster's series gone",
+    )

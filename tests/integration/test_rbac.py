@@ -47,7 +47,12 @@ NEEDED = [
     ],
     *[(v, "policy", "poddisruptionbudgets", None, APP_NS, "x") for v in ("patch", "delete")],
     *[
-        (v, "monitoring.coreos.com", "servicemonitors", None, APP_NS, "x")
+        (v, group, resource, None, APP_NS, "x")
+        for group, resource in (
+            ("monitoring.coreos.com", "servicemonitors"),
+            ("networking.k8s.io", "ingresses"),
+            ("gateway.networking.k8s.io", "httproutes"),
+        )
         for v in ("get", "create", "patch", "delete")
     ],
     *[
@@ -56,6 +61,8 @@ NEEDED = [
             ("apps", "deployments"),
             ("", "services"),
             ("policy", "poddisruptionbudgets"),
+            ("networking.k8s.io", "ingresses"),
+            ("gateway.networking.k8s.io", "httproutes"),
             ("", "pods"),
             ("", "configmaps"),
             ("", "secrets"),
@@ -72,6 +79,12 @@ NEEDED = [
     ("create", "", "events", None, APP_NS, None),
     ("list", "apiextensions.k8s.io", "customresourcedefinitions", None, None, None),
     ("watch", "apiextensions.k8s.io", "customresourcedefinitions", None, None, None),
+    # Release channels are cluster-scoped: read, and write their status; their Events go to
+    # the default namespace.
+    *[(v, "aidbox.io", "aidboxreleasechannels", None, None, None) for v in ("list", "watch")],
+    ("get", "aidbox.io", "aidboxreleasechannels", None, None, "stable"),
+    ("patch", "aidbox.io", "aidboxreleasechannels", "status", None, "stable"),
+    ("create", "", "events", None, "default", None),
     ("create", LEASES, "leases", None, OPERATOR_NAMESPACE, None),
     ("get", LEASES, "leases", None, OPERATOR_NAMESPACE, "aidbox-operator"),
     ("update", LEASES, "leases", None, OPERATOR_NAMESPACE, "aidbox-operator"),
@@ -103,6 +116,9 @@ NOT_NEEDED = [
     ("create", "", "serviceaccounts", "token", APP_NS, "default"),
     ("patch", "aidbox.io", "aidboxclusters", None, APP_NS, "aidbox"),
     ("update", "aidbox.io", "aidboxclusters", None, APP_NS, "aidbox"),
+    # A channel is the user's: the operator writes its status only.
+    ("patch", "aidbox.io", "aidboxreleasechannels", None, None, "stable"),
+    ("delete", "aidbox.io", "aidboxreleasechannels", None, None, "stable"),
     ("delete", "aidbox.io", "aidboxclusters", None, APP_NS, "aidbox"),
     ("create", "aidbox.io", "aidboxclusters", None, APP_NS, None),
     ("patch", "", "events", None, APP_NS, "x"),
@@ -184,9 +200,10 @@ def test_no_wildcards_anywhere(sandbox: Any) -> None:
 
 
 def test_token_kubeconfig_acts_as_the_service_account(
-    api_client: Any, sandbox: Any, tmp_path: Path
+    api_client: Any, sandbox: Any, tmp_path: Path, crd: None
 ) -> None:
-    """operator_kubeconfig: a TokenRequest token, checked with kubectl auth can-i / whoami."""
+    """operator_kubeconfig: a TokenRequest token, checked with kubectl auth can-i / whoami.
+    `crd`: kubectl resolves aidboxclusters.aidbox.io by discovery (without the CRD, "no")."""
     kubeconfig = operator_kubeconfig(api_client, sandbox, tmp_path)
     # Idempotent: a second call re-applies and issues a fresh token.
     assert operator_kubeconfig(api_client, sandbox, tmp_path) == kubeconfig

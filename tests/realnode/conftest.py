@@ -4,10 +4,13 @@ start."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from operator_process import OperatorProcess
 
 REAL_NODES = 2
 
@@ -36,3 +39,31 @@ def real_nodes(sandbox: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     except SandboxError as exc:
         pytest.fail(f"real nodes could not start:\n{exc}", pytrace=False)
     yield RealNodes(sandbox)
+
+
+@pytest.fixture(scope="module")
+def start_operator(
+    operator_credentials: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start an operator of the module's own with flags of its choosing (the session's
+    `operator` takes none), as the session's runs: the operator's ServiceAccount and RBAC, no
+    election, and --image-pinning=off unless the flags name it. Give it namespaces outside the
+    session operator's t-*, e.g. start_operator("--namespace", "up-*"). Each one started is
+    stopped at the module's end, which fails if one was refused a request."""
+    started: list[OperatorProcess] = []
+
+    def start(*args: str) -> OperatorProcess:
+        op = OperatorProcess(
+            operator_credentials, tmp_path_factory.mktemp("operator") / "operator.log", args
+        )
+        started.append(op)
+        op.start()
+        return op
+
+    yield start
+    for op in started:
+        op.stop()
+        print(f"\noperator log: {op.log_path}")
+    refused = [str(op.log_path) for op in started if "is forbidden: User" in op.log_text()]
+    if refused:
+        pytest.fail(f"an operator was refused a request (RBAC); log: {', '.join(refused)}")

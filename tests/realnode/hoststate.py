@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aidbox_sandbox.nodehost import cgroup_tree
+
 # Change by themselves from one reading to the next.
 VOLATILE = re.compile(
     r"^(fs\.(dentry-state|file-nr|inode-nr|inode-state|quota\..*)|kernel\.(ns_last_pid|random\..*"
@@ -69,7 +71,8 @@ def _cgroups() -> list[str]:
         if not (hierarchy / "cgroup.procs").exists():
             continue
         found += [str(p) for p in hierarchy.iterdir() if p.is_dir()]
-        found += [str(p) for p in hierarchy.rglob("kubepods*") if p.is_dir()]
+        # Pods' cgroups come and go while this reads; a vanishing one is skipped by walk().
+        found += [str(p) for p in cgroup_tree(hierarchy) if p.name.startswith("kubepods")]
     return sorted(found)
 
 

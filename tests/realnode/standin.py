@@ -27,6 +27,9 @@ def standin_spec(replicas: int = 3, **overrides: Any) -> dict[str, Any]:
         "startupProbe": {"periodSeconds": 1, "failureThreshold": 60},
         "readinessProbe": {"initialDelaySeconds": 1, "periodSeconds": 1},
         "livenessProbe": {"initialDelaySeconds": 5, "periodSeconds": 2},
+        # The stand-in is a small Go server, not a JVM: the default requests (cpu 500m each)
+        # would not fit a rollout's pods on two nodes sharing this machine's two cores.
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
     }
     spec.update(overrides)
     return spec

@@ -39,6 +39,14 @@ def _timed(what: str, action: Any) -> float:
 
 
 def test_real_nodes_leave_host_state_as_found(real_nodes: Any) -> None:
+    try:
+        _check_host_state(real_nodes)
+    finally:
+        # The nodes are the session's: the tests that follow need them up, even after a failure.
+        real_nodes.up(2)
+
+
+def _check_host_state(real_nodes: Any) -> None:
     real_nodes.down()
     assert _leftovers(real_nodes) == []
     baseline = snapshot()
@@ -93,5 +101,3 @@ def test_real_nodes_leave_host_state_as_found(real_nodes: Any) -> None:
     real_nodes.down()
     compare("after down without the recorded state")
     assert _leftovers(real_nodes) == []
-
-    real_nodes.up(2)  # for the tests that follow

@@ -16,9 +16,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from aidbox_operator.model.constants import FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL
+from aidbox_operator.model.constants import (
+    FIELD_MANAGER,
+    INSTANCE_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+)
 from aidbox_operator.reconcile.controller import Controller
-from aidbox_operator.reconcile.feeds import ChildFeed, ClusterFeed, PodFeed
+from aidbox_operator.reconcile.feeds import ChannelFeed, ChildFeed, ClusterFeed, PodFeed
 from aidbox_operator.reconcile.kinds import CHILDREN
 from aidbox_operator.runtime.client import ApiError, KubeClient
 
@@ -27,22 +32,28 @@ KINDS = {
     "services": "Service",
     "poddisruptionbudgets": "PodDisruptionBudget",
     "servicemonitors": "ServiceMonitor",
+    "ingresses": "Ingress",
+    "httproutes": "HTTPRoute",
     "secrets": "Secret",
     "configmaps": "ConfigMap",
     "pods": "Pod",
     "events": "Event",
     "aidboxclusters": "AidboxCluster",
+    "aidboxreleasechannels": "AidboxReleaseChannel",
     "leases": "Lease",
 }
 API_VERSIONS = {
     "Deployment": "apps/v1",
     "PodDisruptionBudget": "policy/v1",
     "ServiceMonitor": "monitoring.coreos.com/v1",
+    "Ingress": "networking.k8s.io/v1",
+    "HTTPRoute": "gateway.networking.k8s.io/v1",
     "AidboxCluster": "aidbox.io/v1alpha1",
+    "AidboxReleaseChannel": "aidbox.io/v1alpha1",
     "Lease": "coordination.k8s.io/v1",
 }
 _PATH = re.compile(
-    r"^/(?:api/v1|apis/[^/]+/[^/]+)/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)"
+    r"^/(?:api/v1|apis/[^/]+/[^/]+)(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)"
     r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$"
 )
 ObjKey = tuple[str, str, str]  # (kind, namespace, name)
@@ -122,7 +133,7 @@ class FakeKube(KubeClient):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if refused := self.refuse(verb, kind, body):
             raise refused
-        key = (kind, match["ns"], match["name"] or "")
+        key = (kind, match["ns"] or "", match["name"] or "")
         handler = getattr(self, f"_{method.lower()}")
         result: dict[str, Any] = handler(key, body, content_type, match["sub"])
         return copy.deepcopy(result)
@@ -178,10 +189,20 @@ class FakeKube(KubeClient):
 
     def _apply(self, key: ObjKey, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with force, reduced to what the operator relies on: its fields
-        replace what it applied before; status and other managers' metadata stay."""
+        replace what it applied before; status and other managers' metadata stay. A
+        resourceVersion in the manifest is a precondition on an existing object (409 when it
+        differs) and is ignored when the apply creates one, as the API server does."""
         current = self.objects.get(key)
         if current is None:
             return self.put(manifest, manager=FIELD_MANAGER)
+        wanted = manifest["metadata"].get("resourceVersion")
+        if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {key[0].lower()}s "{key[2]}": the object has '
+                "been modified; please apply your changes to the latest version and try again",
+            )
         merged = copy.deepcopy(manifest)
         merged["metadata"] = {**current["metadata"], **copy.deepcopy(manifest["metadata"])}
         if "status" in current:
@@ -206,18 +227,22 @@ class FakeKube(KubeClient):
             raise self._missing(key)
         return self.put(body, manager=FIELD_MANAGER)
 
-    def _delete(self, key: ObjKey, *_: Any) -> dict[str, Any]:
+    def _delete(self, key: ObjKey, body: dict[str, Any] | None, *_: Any) -> dict[str, Any]:
         if key not in self.objects:
             raise self._missing(key)
+        uid = ((body or {}).get("preconditions") or {}).get("uid")
+        if uid and self.objects[key]["metadata"].get("uid") != uid:
+            raise ApiError(409, "Conflict", "Precondition failed: UID in precondition")
         return self.objects.pop(key)
 
 
 class Harness:
     """A real Controller on a FakeKube, fed as its watches would feed it."""
 
-    def __init__(self) -> None:
+    def __init__(self, resolver: Any = None) -> None:
         self.api = FakeKube()
-        self.controller = Controller(self.api, workers=1)
+        self.resolver = resolver
+        self.controller = Controller(self.api, workers=1, resolver=resolver)
         self._seen: dict[ObjKey, str] = {}
         self._last: dict[ObjKey, dict[str, Any]] = {}
 
@@ -243,10 +268,15 @@ class Harness:
         children = {k.kind: ChildFeed(store, queue, k) for k in CHILDREN}
         if kind == "AidboxCluster":
             ClusterFeed(store, queue, self.controller.forget).event(event or "ADDED", body)
+        elif kind == "AidboxReleaseChannel":
+            ChannelFeed(store, queue, self.controller.forget).event(event or "ADDED", body)
         elif kind in ("ConfigMap", "Secret"):
-            # As the config feed does: summaries of referenced objects, read in full.
+            # As the config feed does: summaries of referenced objects, read in full, and the
+            # names of Secrets that could be keys Secrets.
             meta = body["metadata"]
             ref = (kind, meta["namespace"], meta["name"])
+            if kind == "Secret":
+                store.saw_secret(meta["namespace"], meta["name"], event != "DELETED")
             if store.is_referenced(*ref) and store.put_config(
                 *ref, None if event == "DELETED" else body
             ):
@@ -264,14 +294,33 @@ class Harness:
         self.sync()
         return result
 
-    def cluster(self, name: str = "aidbox", **spec: Any) -> dict[str, Any]:
+    def cluster(
+        self, name: str = "aidbox", labels: dict[str, str] | None = None, **spec: Any
+    ) -> dict[str, Any]:
         body = {
             "apiVersion": "aidbox.io/v1alpha1",
             "kind": "AidboxCluster",
-            "metadata": {"name": name, "namespace": "default"},
+            "metadata": {"name": name, "namespace": "default", "labels": labels or {}},
             "spec": spec,
         }
         return self.api.put(body)
+
+    def channel(self, name: str, **spec: Any) -> dict[str, Any]:
+        """An AidboxReleaseChannel (cluster-scoped: no namespace)."""
+        body = {
+            "apiVersion": "aidbox.io/v1alpha1",
+            "kind": "AidboxReleaseChannel",
+            "metadata": {"name": name, "namespace": ""},
+            "spec": spec,
+        }
+        return self.api.put(body)
+
+    async def reconcile_channel(self, name: str) -> Any:
+        self.sync()
+        result = await self.controller.channels.reconcile(name)
+        await self.controller.recorder.drain()
+        self.sync()
+        return result
 
     def update_spec(self, name: str = "aidbox", **spec: Any) -> None:
         body = self.api.objects[("AidboxCluster", "default", name)]
@@ -295,22 +344,12 @@ class Harness:
         """Play the Deployment controller and kubelets: pods of the current template."""
         dep = self.api.objects[("Deployment", "default", name)]
         replicas = int(dep["spec"].get("replicas", 1))
-        labels = dep["spec"]["template"]["metadata"]["labels"]
-        for key in [k for k in self.api.objects if k[0] == "Pod"]:
-            del self.api.objects[key]
+        for key, body in list(self.api.objects.items()):
+            labels = body["metadata"].get("labels") or {}
+            if key[0] == "Pod" and labels.get(INSTANCE_LABEL) == name:
+                del self.api.objects[key]
         for index in range(replicas):
-            self.api.put(
-                {
-                    "kind": "Pod",
-                    "metadata": {"name": f"{name}-{index}", "labels": {**labels}},
-                    "spec": {"nodeName": f"node-{index}"},
-                    "status": {
-                        "phase": "Running",
-                        "podIP": f"10.0.0.{index + 1}",
-                        "conditions": [{"type": "Ready", "status": str(ready)}],
-                    },
-                }
-            )
+            self.pod(f"{name}-{index}", ready=ready, name=name)
         dep["status"] = {
             "observedGeneration": dep["metadata"]["generation"],
             "replicas": replicas,
@@ -319,6 +358,61 @@ class Harness:
             "availableReplicas": replicas if ready else 0,
         }
         dep["metadata"]["resourceVersion"] = str(next(self.api._ids))
+
+    def pod(
+        self,
+        pod_name: str,
+        *,
+        image: str | None = None,
+        ready: bool = True,
+        restarts: int = 0,
+        exit_message: str = "",
+        name: str = "aidbox",
+    ) -> None:
+        """One pod of the cluster: of the current template unless `image` says otherwise; a
+        pod that restarted shows the termination message of its last run."""
+        template = self.api.objects[("Deployment", "default", name)]["spec"]["template"]
+        index = int(pod_name.rsplit("-", 1)[-1]) if pod_name[-1].isdigit() else 9
+        container: dict[str, Any] = {"name": "main", "restartCount": restarts}
+        if restarts:
+            ended = {"exitCode": 1, "reason": "Error", "message": exit_message}
+            container["lastState"] = {"terminated": ended}
+            container["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+        self.api.put(
+            {
+                "kind": "Pod",
+                "metadata": {"name": pod_name, "labels": {**template["metadata"]["labels"]}},
+                "spec": {
+                    "nodeName": f"node-{index}",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": image or template["spec"]["containers"][0]["image"],
+                        }
+                    ],
+                },
+                "status": {
+                    "phase": "Running",
+                    "podIP": f"10.0.0.{index + 1}",
+                    "conditions": [{"type": "Ready", "status": str(ready)}],
+                    "containerStatuses": [container],
+                },
+            }
+        )
+
+    def deployment_status(self, name: str = "aidbox", **status: Any) -> None:
+        """Play the Deployment controller's report (observedGeneration current)."""
+        dep = self.api.objects[("Deployment", "default", name)]
+        dep["status"] = {"observedGeneration": dep["metadata"]["generation"], **status}
+        dep["metadata"]["resourceVersion"] = str(next(self.api._ids))
+
+    def drop_pod(self, pod_name: str) -> None:
+        del self.api.objects[("Pod", "default", pod_name)]
+
+    def restart(self) -> None:
+        """A new operator process: empty caches, the same API (status kept there)."""
+        self.controller = Controller(self.api, workers=1, resolver=self.resolver)
+        self._seen, self._last = {}, {}
 
     def deployment_observed(self, name: str = "aidbox") -> None:
         """Play the Deployment controller noticing the newest generation (pods unchanged)."""

@@ -40,3 +40,23 @@ def test_functions_are_short() -> None:
                     where = path.relative_to(REPO)
                     long.append(f"{where}:{node.lineno} {node.name} ({lines} lines)")
     assert not long, f"functions over {MAX_LINES} lines: " + ", ".join(long)
+
+
+def _test_module_names() -> dict[str, list[str]]:
+    # pytest imports a test file outside a package under its bare file name, so two such files
+    # with one name break collection of the whole run (make test), while each suite alone passes.
+    names: dict[str, list[str]] = {}
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        if path.name in ("__init__.py", "conftest.py") or "__pycache__" in path.parts:
+            continue
+        if (path.parent / "__init__.py").exists():
+            continue
+        names.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    return names
+
+
+def test_test_modules_outside_packages_have_distinct_names() -> None:
+    names = _test_module_names()
+    assert "test_code_shape.py" in names  # the walk sees this very file
+    clashes = {name: paths for name, paths in names.items() if len(paths) > 1}
+    assert not clashes, f"test modules sharing a name (pytest cannot collect both): {clashes}"

@@ -31,7 +31,10 @@ def test_subset_compares_quantities_by_value() -> None:
     observed = {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}
     assert is_subset(desired, observed)
     assert not is_subset(desired, {"resources": {"requests": {"cpu": "2", "memory": "1Gi"}}})
-    # Outside resources, strings are strings.
+    # So does an emptyDir's size limit (a user's volume, passed through as written).
+    volume = {"name": "v", "emptyDir": {"sizeLimit": "1024Mi"}}
+    assert is_subset(volume, {"name": "v", "emptyDir": {"sizeLimit": "1Gi"}})
+    # Outside those, strings are strings.
     assert not is_subset({"value": "1000m"}, {"value": "1"})
 
 

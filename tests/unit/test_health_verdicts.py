@@ -113,6 +113,22 @@ def ready() -> dict[str, Any]:
     return _steady(ClusterBuilder()).build()
 
 
+def kind_not_installed() -> dict[str, Any]:
+    message = (
+        "spec.httpRoute is set but the cluster has no gateway.networking.k8s.io/v1 HTTPRoute "
+        "kind (install the Gateway API CRDs); the Service is in place"
+    )
+    return (
+        ClusterBuilder()
+        .condition("Ready", "True", "AllReplicasReady", "2/2 pods ready")
+        .condition("Progressing", "False", "RolloutComplete", "2/2 pods updated, 2/2 pods ready")
+        .condition("Degraded", "True", "HTTPRouteUnavailable", message)
+        .condition("Reconciling", "False", "AsExpected")
+        .condition("Stalled", "False", "AsExpected")
+        .build()
+    )
+
+
 def rolling_out() -> dict[str, Any]:
     # Every child accepted (observedGeneration advanced); the Deployment is replacing pods.
     return (
@@ -201,6 +217,137 @@ def unsupported_version() -> dict[str, Any]:
     )
 
 
+def upgrade_in_progress() -> dict[str, Any]:
+    # A new release rolls: status.upgrade says from/to; the first new pod is starting.
+    message = "1/2 pods updated, 2/2 pods ready"
+    obj = (
+        ClusterBuilder()
+        .condition("Ready", "False", "RollingOut", message)
+        .condition("Progressing", "True", "RollingOut", message)
+        .condition("Degraded", "False", "AsExpected")
+        .condition("Reconciling", "True", "RollingOut", message)
+        .condition("Stalled", "False", "AsExpected")
+        .build()
+    )
+    obj["status"]["upgrade"] = {"from": "2510.1", "to": "2510.2", "strategy": "Rolling"}
+    return obj
+
+
+def pods_refused() -> dict[str, Any]:
+    message = (
+        "0/2 pods updated, 2/2 pods ready; the API server refuses new pods: pods "
+        '"fhir-5d8f-abcde" is forbidden: exceeded quota: pods-limit, requested: pods=1, '
+        "used: pods=2, limited: pods=2"
+    )
+    return (
+        ClusterBuilder()
+        .condition("Ready", "False", "RollingOut", "2/2 pods ready")
+        .condition("Progressing", "True", "PodsRefused", message)
+        .condition("Degraded", "False", "AsExpected")
+        .condition("Reconciling", "True", "PodsRefused", message)
+        .condition("Stalled", "False", "AsExpected")
+        .build()
+    )
+
+
+def upgrade_failed() -> dict[str, Any]:
+    message = (
+        "upgrade from 2510.1 to 2510.2 failed: pod fhir-x: migration failed; 2 pod(s) of 2510.1 "
+        "keep serving. Fix forward, or return to 2510.1"
+    )
+    return (
+        ClusterBuilder()
+        .condition("Ready", "False", "UpgradeFailed", message)
+        .condition("Progressing", "False", "UpgradeFailed", message)
+        .condition("Degraded", "True", "UpgradeFailed", message)
+        .condition("Reconciling", "False", "UpgradeFailed", "")
+        .condition("Stalled", "True", "UpgradeFailed", message)
+        .build()
+    )
+
+
+def refused_downgrade() -> dict[str, Any]:
+    # Refused, but not for good: the override annotation (no new generation) can lift it, so
+    # observedGeneration stays; the conditions are computed for the newest generation.
+    message = "spec.image runs Aidbox 2409.2, older than 2510.2 (set aidbox.io/allow-downgrade-to)"
+    return (
+        ClusterBuilder(generation=4, observed=3, conditions_generation=4)
+        .condition("Ready", "False", "DowngradeRefused", message)
+        .condition("Progressing", "False", "DowngradeRefused", message)
+        .condition("Degraded", "True", "DowngradeRefused", message)
+        .condition("Reconciling", "False", "AsExpected")
+        .condition("Stalled", "True", "DowngradeRefused", message)
+        .build()
+    )
+
+
+def tag_unresolved() -> dict[str, Any]:
+    message = "could not resolve healthsamurai/aidboxone:stable: registry did not answer"
+    return (
+        ClusterBuilder(generation=4, observed=3, conditions_generation=4)
+        .condition("Ready", "False", "TagUnresolved", message)
+        .condition("Progressing", "False", "TagUnresolved", message)
+        .condition("Degraded", "True", "TagUnresolved", message)
+        .condition("Reconciling", "True", "TagUnresolved", message)
+        .condition("Stalled", "False", "AsExpected")
+        .build()
+    )
+
+
+def _waiting(reason: str, message: str) -> dict[str, Any]:
+    return (
+        ClusterBuilder()
+        .condition("Ready", "True", "AllReplicasReady", "2/2 pods ready")
+        .condition("Progressing", "True", reason, message)
+        .condition("Degraded", "False", "AsExpected")
+        .condition("Reconciling", "False", "AsExpected")
+        .condition("Stalled", "False", "AsExpected")
+        .build()
+    )
+
+
+def rollout_queued() -> dict[str, Any]:
+    return _waiting(
+        "RolloutQueued",
+        "this operator release renders the pods differently; the change waits for one of 5 "
+        "rollout slots (clusters take them in namespace/name order, each until Ready); the "
+        "pods keep running as they are",
+    )
+
+
+def wave_queued() -> dict[str, Any]:
+    return _waiting(
+        "WaveQueued",
+        "release channel stable moves its clusters to healthsamurai/aidboxone:2510.2 wave by "
+        "wave; this cluster keeps running 2510.1 until its wave",
+    )
+
+
+def channel_halted() -> dict[str, Any]:
+    return _waiting(
+        "ChannelHalted",
+        "release channel stable stopped its move to healthsamurai/aidboxone:2510.2 (Halted; "
+        "its status says why); this cluster keeps running 2510.1",
+    )
+
+
+def channel_not_handled() -> dict[str, Any]:
+    message = (
+        "spec.channel names stable, but this operator does not handle release channels (it "
+        "watches chosen namespaces; start it with --release-channels=on, one operator per "
+        "channel); nothing running is changed"
+    )
+    return (
+        ClusterBuilder(generation=4, observed=3, conditions_generation=4)
+        .condition("Ready", "False", "ChannelsNotHandled", f"{message} (2/2 pods ready)")
+        .condition("Progressing", "False", "ChannelsNotHandled", f"rollout held: {message}")
+        .condition("Degraded", "True", "ChannelsNotHandled", message)
+        .condition("Reconciling", "True", "ChannelsNotHandled", message)
+        .condition("Stalled", "False", "AsExpected")
+        .build()
+    )
+
+
 BUILDERS = {
     "new": new,
     "ready": ready,
@@ -211,6 +358,16 @@ BUILDERS = {
     "paused with a pending change": paused_pending,
     "refused child": refused_child,
     "unsupported version": unsupported_version,
+    "upgrade in progress": upgrade_in_progress,
+    "upgrade failed": upgrade_failed,
+    "new pods refused by a quota": pods_refused,
+    "refused downgrade": refused_downgrade,
+    "moving tag not resolved": tag_unresolved,
+    "operator rollout queued": rollout_queued,
+    "waiting for its channel wave": wave_queued,
+    "behind a halted channel": channel_halted,
+    "on a channel no operator handles": channel_not_handled,
+    "route or monitor kind not installed": kind_not_installed,
 }
 
 # kstatus reads only observedGeneration and the Reconciling/Stalled/Ready conditions: an object
@@ -313,6 +470,16 @@ def test_paused_without_pending_change_is_healthy(argo: BothVMs) -> None:
     obj["metadata"]["annotations"] = {PAUSE_ANNOTATION: "true"}
     assert argo(obj)["status"] == "Healthy"
     assert kstatus([obj]) == ["Current"]
+
+
+@pytest.mark.parametrize("value", ["Yes", "1", "on", "TRUE", "maybe"])
+def test_any_spelling_of_yes_pauses_for_argocd(argo: BothVMs, value: str) -> None:
+    obj = paused_pending()
+    obj["metadata"]["annotations"] = {PAUSE_ANNOTATION: value}
+    assert argo(obj)["status"] == "Suspended"
+    for no in ("no", "False", "0", "OFF"):
+        obj["metadata"]["annotations"] = {PAUSE_ANNOTATION: no}
+        assert argo(obj)["status"] != "Suspended"
 
 
 def test_ready_with_a_warning_stays_healthy(argo: BothVMs) -> None:

@@ -107,6 +107,7 @@ def test_crd_has_scale_and_status_subresources() -> None:
         "Ready",
         "Phase",
         "Version",
+        "URL",
         "Image",
         "Age",
     ]
@@ -158,6 +159,20 @@ def test_readme_field_reference_is_generated() -> None:
             {"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "kee": "k"}}}]},
             "valueFrom.secretKeyRef: unknown field 'kee'",
         ),
+        (
+            # Elements of a list inside a free-form object are checked too.
+            {
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "z",
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchExpressions": [{"key": "a", "operater": "In"}]},
+                    }
+                ]
+            },
+            "labelSelector.matchExpressions[0]: unknown field 'operater'",
+        ),
     ],
 )
 def test_free_form_fields_are_checked_against_kubernetes_types(
@@ -165,3 +180,12 @@ def test_free_form_fields_are_checked_against_kubernetes_types(
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(expected)):
         AidboxClusterSpec.model_validate(spec)
+
+
+def test_optional_objects_stay_absent_instead_of_defaulting_to_empty() -> None:
+    """The API server would fill in `database: {}` for every cluster, and the CRD's own rules
+    (host or cloudNativePG) refuse that default: the CRD itself would not install."""
+    spec = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for name in ("ingress", "httpRoute", "database", "license", "initBundle"):
+        assert "default" not in spec["properties"][name], name
+    assert spec["properties"]["podDisruptionBudget"]["default"] == {}

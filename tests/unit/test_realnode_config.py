@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from aidbox_sandbox import nodehost
@@ -53,3 +54,33 @@ def test_holder_masks_every_sysctl_the_kubelet_writes(tmp_path: Path) -> None:
     # resolv.conf may be a link into /run: bound before /run becomes the node's own tmpfs.
     own_run = "mount -t tmpfs -o mode=0755 aidbox-node /run"
     assert script.index("/etc/resolv.conf") < script.index(own_run)
+
+
+def test_reading_a_cgroup_tree_skips_cgroups_that_vanish_meanwhile(tmp_path: Path) -> None:
+    """Containers' cgroups are removed by their shims at any moment, also while `down` or the
+    host-state check reads the tree (CI once failed with FileNotFoundError from `rglob`). A
+    thread creates and removes nested directories while the tree is read again and again."""
+    import threading
+
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            for i in range(20):
+                (tmp_path / "kubepods" / f"pod{i}" / "c").mkdir(parents=True, exist_ok=True)
+            for i in range(20):
+                for below in ("c", ""):
+                    with contextlib.suppress(OSError):
+                        (tmp_path / "kubepods" / f"pod{i}" / below).rmdir()
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    try:
+        seen = set()
+        for _ in range(300):
+            seen |= {p.relative_to(tmp_path).as_posix() for p in nodehost.cgroup_tree(tmp_path)}
+    finally:
+        stop.set()
+        churner.join()
+    assert "kubepods/pod0/c" in seen, "the churn was read while it ran"
+    assert nodehost.cgroup_tree(tmp_path / "gone") == []

@@ -9,7 +9,12 @@ import base64
 import pytest
 from fakeapi import Harness
 
-from aidbox_operator.model.constants import ADOPT_ANNOTATION, PAUSED_ANNOTATION
+from aidbox_operator.model.constants import (
+    ADOPT_ANNOTATION,
+    PAUSED_ANNOTATION,
+    RESTART_ANNOTATION,
+    RESTARTED_AT_ANNOTATION,
+)
 from aidbox_operator.reconcile.fights import FIGHT_REPAIRS
 from aidbox_operator.runtime.client import ApiError
 
@@ -449,13 +454,177 @@ async def test_status_keys_that_went_away_are_removed() -> None:
     assert h.status()["runningVersions"] == {}
 
 
-async def test_a_new_cluster_asks_for_each_child_name_once() -> None:
+async def test_a_new_cluster_reads_only_its_configuration_and_deployment_name() -> None:
+    """No GET of the Service, PodDisruptionBudget or keys Secret names before the first pass
+    makes them: each is made with a request that fails if anything holds the name. The
+    Deployment's name is read: nothing is made beside a foreign Deployment."""
     h = Harness()
     _ready_cluster(h)
     await h.reconcile()
-    reads = [path.rsplit("/", 2)[-2] for verb, path in h.api.log if verb == "get"]
-    assert sorted(r for r in reads if r not in ("configmaps", "secrets")) == [
-        "deployments",
-        "poddisruptionbudgets",
-        "services",
+    reads = sorted(path for verb, path in h.api.log if verb == "get")
+    assert reads == [
+        "/api/v1/namespaces/default/configmaps/aidbox",
+        "/api/v1/namespaces/default/secrets/aidbox",
+        "/apis/apps/v1/namespaces/default/deployments/aidbox",
     ]
+    for kind in ("Deployment", "Service", "PodDisruptionBudget"):
+        assert h.api.get_object(kind, "aidbox") is not None, kind
+
+
+async def test_object_made_between_look_and_create_is_not_taken() -> None:
+    """A Service appears after the pass decided to create one: the create fails, the Service
+    stays as its maker left it, and the same reconcile reports the conflict."""
+    h = Harness()
+    _ready_cluster(h)
+    foreign = {"kind": "Service", "metadata": {"name": "aidbox"}, "spec": {"mine": True}}
+
+    def appears(verb: str, kind: str, body: object) -> None:
+        if verb == "apply" and kind == "Service" and not h.api.get_object("Service", "aidbox"):
+            h.api.put(foreign, manager="helm")
+
+    h.api.refuse = appears  # type: ignore[assignment]
+    await h.reconcile()
+    assert h.api.requests["delete"] == 1  # the PodDisruptionBudget made before the Service
+    assert h.api.get_object("PodDisruptionBudget", "aidbox") is None
+    service = h.api.get_object("Service", "aidbox")
+    assert service is not None and service["spec"] == {"mine": True}
+    assert "ownerReferences" not in service["metadata"]
+    assert h.condition("Stalled")["reason"] == "ResourceConflict"
+    assert "Service/aidbox" in h.condition("Degraded")["message"]
+    # The taken name was found before any pod of this cluster could run beside it, and the
+    # keys Secret the try had made is gone again: the namespace is as a read would have left it.
+    assert h.api.get_object("Deployment", "aidbox") is None
+    assert h.api.get_object("Secret", "aidbox-auth-keys") is None
+    assert not [e for e in h.api.events if e["reason"] == "Created"]
+
+
+async def test_a_foreign_deployment_is_found_before_anything_is_made() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    h.api.put({"kind": "Deployment", "metadata": {"name": "aidbox"}, "spec": {"mine": True}})
+    await h.reconcile()
+    assert h.condition("Stalled")["reason"] == "ResourceConflict"
+    for kind, name in (("Service", "aidbox"), ("PodDisruptionBudget", "aidbox")):
+        assert h.api.get_object(kind, name) is None, kind
+    assert h.api.get_object("Secret", "aidbox-auth-keys") is None
+    assert h.api.get_object("Deployment", "aidbox")["spec"] == {"mine": True}  # type: ignore[index]
+    assert h.api.requests["delete"] == 0
+
+
+async def test_a_deployment_made_after_its_name_was_read_is_not_taken() -> None:
+    """The Deployment appears between the read of its name and the operator's create: the
+    create fails, the Deployment stays as its maker left it, the conflict is reported."""
+    h = Harness()
+    _ready_cluster(h)
+    foreign = {"kind": "Deployment", "metadata": {"name": "aidbox"}, "spec": {"mine": True}}
+
+    def appears(verb: str, kind: str, body: object) -> None:
+        if verb == "apply" and kind == "Deployment" and not h.api.get_object(kind, "aidbox"):
+            h.api.put(foreign, manager="helm")
+
+    h.api.refuse = appears  # type: ignore[assignment]
+    await h.reconcile()
+    deployment = h.api.get_object("Deployment", "aidbox")
+    assert deployment is not None and deployment["spec"] == {"mine": True}
+    assert "ownerReferences" not in deployment["metadata"]
+    assert h.condition("Stalled")["reason"] == "ResourceConflict"
+    # The PodDisruptionBudget the try made is deleted again (the Service, which the operator
+    # may not delete, stays owned by the cluster: README, Ownership).
+    assert h.api.get_object("PodDisruptionBudget", "aidbox") is None
+
+
+async def test_refused_precondition_falls_back_to_reading_every_name() -> None:
+    """An API server that refuses a resourceVersion on creation: the pass reads instead."""
+    h = Harness()
+    _ready_cluster(h)
+    refusal = ApiError(500, "InternalError", "resourceVersion should not be set on objects")
+
+    def no_precondition(verb: str, kind: str, body: dict[str, dict[str, str]] | None) -> object:
+        versioned = verb == "apply" and "resourceVersion" in (body or {}).get("metadata", {})
+        return refusal if versioned else None
+
+    h.api.refuse = no_precondition  # type: ignore[assignment]
+    await h.reconcile()
+    h.roll_out()
+    await h.reconcile()
+    assert h.condition("Ready")["status"] == "True"
+    assert not h.controller.reconciler.children.creates_only
+    reads = {path.rsplit("/", 2)[-2] for verb, path in h.api.log if verb == "get"}
+    assert {"deployments", "services", "poddisruptionbudgets"} <= reads
+
+
+QUOTA_REFUSAL = (
+    'pods "aidbox-7c9f-x2k4q" is forbidden: exceeded quota: pods-limit, requested: pods=1, '
+    "used: pods=2, limited: pods=2"
+)
+
+
+async def test_pods_refused_by_a_quota_are_named_once_and_never_read_as_failed() -> None:
+    """The image changes; the Deployment controller cannot create the new pod (a quota): the
+    cluster says so (Progressing/PodsRefused, the API server's words), posts one Warning, and
+    is neither Stalled nor Degraded while the old pods serve."""
+    h = Harness()
+    _ready_cluster(h, replicas=2)
+    await _converge(h)
+    h.update_spec(image="healthsamurai/aidboxone:2510.2")
+    await h.reconcile()
+    refused = {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate"}
+    conditions = [{**refused, "message": QUOTA_REFUSAL}]
+    ready = {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 0}
+    h.deployment_status(conditions=conditions, **ready)
+    await h.reconcile()
+    progressing = h.condition("Progressing")
+    assert progressing["reason"] == "PodsRefused"
+    assert "exceeded quota: pods-limit" in progressing["message"]
+    assert h.condition("Reconciling")["status"] == "True"
+    assert h.condition("Stalled")["status"] == "False"
+    assert h.condition("Degraded")["status"] == "False"
+    await h.reconcile()  # judged again, nothing new: no second Event
+    assert h.event_reasons().count("PodsRefused") == 1
+    # The Deployment's progress deadline passes: the upgrade failed (final for this generation:
+    # a channel halts on it), and the refusal is the reason given.
+    stuck = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    h.deployment_status(conditions=[*conditions, stuck], **ready)
+    await h.reconcile()
+    assert h.condition("Stalled")["reason"] == "UpgradeFailed"
+    assert "refuses its pods (pods " in h.condition("Stalled")["message"]
+    assert "exceeded quota: pods-limit" in h.condition("Stalled")["message"]
+
+
+async def test_a_new_cluster_whose_pods_are_refused_says_why() -> None:
+    h = Harness()
+    _ready_cluster(h, replicas=2)
+    await h.reconcile()
+    refused = {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate"}
+    h.deployment_status(conditions=[{**refused, "message": QUOTA_REFUSAL}], replicas=0)
+    await h.reconcile()
+    assert h.condition("Progressing")["reason"] == "PodsRefused"
+    assert h.condition("Ready")["status"] == "False"
+    stuck = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    h.deployment_status(conditions=[{**refused, "message": QUOTA_REFUSAL}, stuck], replicas=0)
+    await h.reconcile()
+    assert h.condition("Stalled")["reason"] == "RolloutStuck"
+    assert "exceeded quota: pods-limit" in h.condition("Stalled")["message"]
+
+
+async def test_a_restart_asked_for_rolls_the_pods_once_and_is_recorded() -> None:
+    h = Harness()
+    _ready_cluster(h)
+    await _converge(h)
+
+    def template_annotations() -> dict[str, str]:
+        dep = h.api.objects[("Deployment", "default", "aidbox")]
+        return dict(dep["spec"]["template"]["metadata"].get("annotations") or {})
+
+    assert RESTARTED_AT_ANNOTATION not in template_annotations()
+    assert "restartedAt" not in h.status()
+    h.annotate({RESTART_ANNOTATION: "2026-12-02T01:50:00Z"})
+    result = await h.reconcile()
+    assert template_annotations()[RESTARTED_AT_ANNOTATION] == "2026-12-02T01:50:00Z"
+    assert any("restart requested at 2026-12-02T01:50:00Z" in m for _, m in result.changes)
+    h.roll_out()
+    await h.reconcile()
+    assert h.status()["restartedAt"] == "2026-12-02T01:50:00Z"
+    writes = h.api.writes()
+    await h.reconcile()  # the same request again (a re-applied manifest, a resync): nothing
+    assert h.api.writes() == writes

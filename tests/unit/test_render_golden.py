@@ -20,6 +20,8 @@ CONTEXTS = {
         config_hash="0123456789abcdef", generated_keys=(*AUTH_KEYS, CLUSTER_SECRET_KEY)
     ),
     "single": RenderContext(config_hash="fedcba9876543210"),
+    "exposed": RenderContext(config_hash="00112233aabbccdd"),
+    "gateway": RenderContext(config_hash="44556677eeff0011"),
 }
 
 

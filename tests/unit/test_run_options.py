@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aidbox_operator.cli import build_parser, election_timing, operator_namespace
+from aidbox_operator.cli import build_parser, election_timing, handles_channels, operator_namespace
 from aidbox_operator.runtime.leader import ElectionTiming
 
 
@@ -54,3 +54,16 @@ def test_lease_namespace_comes_from_the_pod_then_the_kubeconfig(
     assert operator_namespace() == "ops"
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     assert operator_namespace() == "default"
+
+
+def test_release_channels_are_handled_by_a_cluster_wide_operator_unless_told() -> None:
+    """auto: only an operator watching every namespace handles the cluster-scoped channels (a
+    namespaced one sees only part of a channel's clusters); on and off say so outright."""
+    assert handles_channels("auto", []) is True
+    assert handles_channels("auto", ["*"]) is True  # every namespace, spelt as a glob
+    assert handles_channels("auto", ["*,!kube-system"]) is False
+    assert handles_channels("auto", ["team-a"]) is False
+    assert handles_channels("auto", ["t-*"]) is False
+    assert handles_channels("on", ["team-a"]) is True
+    assert handles_channels("off", []) is False
+    assert _run().release_channels == "auto"  # type: ignore[attr-defined]

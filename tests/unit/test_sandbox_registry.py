@@ -74,3 +74,24 @@ def test_oci_image_digest_is_the_manifest_hash_and_matches_the_archive(tmp_path:
     with tarfile.open(archive) as tar:
         index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
     assert index["manifests"][0]["digest"] == image.digest
+
+
+def test_synthetic_release_carries_its_version_label_and_nothing_to_build() -> None:
+    image = images.synthetic_release("2510.1")
+    manifest = json.loads(image.manifest)
+    config = json.loads(image.blobs[manifest["config"]["digest"]])
+    assert config["config"]["Labels"] == {"org.opencontainers.image.version": "2510.1"}
+    assert set(image.blobs) == {manifest["config"]["digest"], manifest["layers"][0]["digest"]}
+    # The same version is the same image; another version is another digest.
+    assert images.synthetic_release("2510.1").digest == image.digest
+    assert images.synthetic_release("2510.2").digest != image.digest
+
+
+def test_release_images_label_their_version() -> None:
+    # standin_release and synthetic_release share this spec; images without labels keep
+    # their configs (and digests) as before.
+    spec = images._release_spec("2510.3")
+    assert spec.labels == ((images.VERSION_LABEL, "2510.3"),)
+    plain = images.oci_image(b"x", images.ImageSpec("localhost/x:1", ("/x",), (), "0:0"))
+    config_digest = json.loads(plain.manifest)["config"]["digest"]
+    assert "Labels" not in json.loads(plain.blobs[config_digest])["config"]

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from aidbox_operator.model import ClusterStatus
-from aidbox_operator.status import Blocker, Observation, PodSummary, compute_status, summarize_pod
+import pytest
+
+from aidbox_operator.model import AidboxCluster, ClusterStatus
+from aidbox_operator.model.constants import PAUSED_ANNOTATION
+from aidbox_operator.status import (
+    Blocker,
+    Observation,
+    PodSummary,
+    compute_status,
+    pause_blocker,
+    summarize_pod,
+)
 
 
 def _deployment(
@@ -110,6 +121,32 @@ def test_all_ready_pods_on_one_node_is_reported() -> None:
     assert _conds(status)["Degraded"] == ("True", "SingleNode")
 
 
+def test_no_single_node_warning_for_a_view_between_two_watch_events() -> None:
+    """A pod replacement on real nodes once posted SingleNode 37 ms before Recovered: the count
+    came from the Deployment while the node set skipped the terminating pod. A view with a pod
+    terminating, or fewer live pods than the Deployment reports ready, is not judged."""
+    replaced = _pod("c", "n2")
+    replaced = replace(replaced, terminating=True)
+    between = _status(
+        deployment=_deployment(3, 3, 3, 3),
+        desired_replicas=3,
+        pods=(_pod("a", "n1"), _pod("b", "n1"), replaced),
+    )
+    assert _conds(between)["Degraded"] == ("False", "AsExpected")
+    lagging = _status(
+        deployment=_deployment(3, 3, 3, 3),
+        desired_replicas=3,
+        pods=(_pod("a", "n1"), _pod("b", "n1"), _pod("d", "n1", ready=False)),
+    )
+    assert _conds(lagging)["Degraded"][1] != "SingleNode"
+    settled = _status(
+        deployment=_deployment(3, 3, 3, 3),
+        desired_replicas=3,
+        pods=(_pod("a", "n1"), _pod("b", "n1"), _pod("d", "n1")),
+    )
+    assert _conds(settled)["Degraded"] == ("True", "SingleNode")
+
+
 def test_refusal_stalls_and_finishes_the_generation() -> None:
     previous = ClusterStatus(observed_generation=2)
     invalid = _status(
@@ -201,3 +238,103 @@ def test_pod_summary_reasons() -> None:
         },
     }
     assert summarize_pod(pending).reason == "Unschedulable"
+
+
+def test_version_record_is_kept_and_absent_until_written() -> None:
+    assert "versionRecord" not in _status().to_api()
+    previous = ClusterStatus.model_validate({"versionRecord": {"newestReady": "2510.2"}})
+    kept = _status(previous, deployment=_deployment(2, 2, 2, 2))
+    assert kept.to_api()["versionRecord"]["newestReady"] == "2510.2"
+
+
+def test_a_terminating_pods_failure_is_over() -> None:
+    """After going back from a failed release, its pod terminating with Error is no problem."""
+    leaving = replace(_pod("x", "n3", ready=False, reason="Error"), terminating=True)
+    status = _status(
+        deployment=_deployment(2, 2, 2, 2), pods=(_pod("a", "n1"), _pod("b", "n2"), leaving)
+    )
+    assert _conds(status)["Degraded"] == ("False", "AsExpected")
+
+
+def test_a_deployment_that_went_away_is_no_upgrade() -> None:
+    from aidbox_operator.status import transition_events
+
+    before = ClusterStatus(image="healthsamurai/aidboxone:2510.2", version="2510.2")
+    after = ClusterStatus(image="", version="")
+    assert not [e for e in transition_events(before, after) if e[1].startswith("Upgrade")]
+
+
+def _pod_status(**status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p"},
+        "spec": {
+            "containers": [
+                {"name": "main", "image": "healthsamurai/aidboxone:2510"},
+                {"name": "agent"},
+            ]
+        },
+        "status": {"phase": "Running", **status},
+    }
+
+
+def test_the_aidbox_containers_status_is_found_by_name_beside_sidecars() -> None:
+    # The kubelet sorts statuses by name: "agent" comes before "main".
+    pod = _pod_status(
+        containerStatuses=[
+            {"name": "agent", "restartCount": 0, "state": {"running": {}}},
+            {
+                "name": "main",
+                "restartCount": 3,
+                "state": {"running": {}},
+                "lastState": {"terminated": {"reason": "Error", "exitCode": 1}},
+            },
+        ]
+    )
+    summary = summarize_pod(pod)
+    assert summary.restarts == 3 and summary.last_exit == "Error (exit code 1)"
+
+
+def test_a_failing_init_container_is_the_pods_reason() -> None:
+    failing = _pod_status(
+        phase="Pending",
+        initContainerStatuses=[
+            {"name": "wait", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+        ],
+        containerStatuses=[{"name": "main", "state": {"waiting": {"reason": "PodInitializing"}}}],
+    )
+    assert summarize_pod(failing).reason == "CrashLoopBackOff"
+    done = _pod_status(
+        initContainerStatuses=[
+            {"name": "wait", "state": {"terminated": {"reason": "Completed", "exitCode": 0}}}
+        ],
+        containerStatuses=[{"name": "main", "state": {"running": {}}}],
+        conditions=[{"type": "Ready", "status": "True"}],
+    )
+    assert summarize_pod(done).reason == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "paused", "said"),
+    [
+        ("true", True, False),
+        ("Yes", True, False),
+        ("1", True, False),
+        ("ON", True, False),
+        (" true ", True, True),
+        ("false", False, False),
+        ("No", False, False),
+        ("0", False, False),
+        ("", False, False),
+        ("maybe", True, True),
+    ],
+)
+def test_the_pause_annotation_reads_any_spelling_and_says_when_it_guessed(
+    value: str, paused: bool, said: bool
+) -> None:
+    """Found by a hostile-input run: "yes", "True" and "1" were ignored without a word."""
+    cluster = AidboxCluster.model_validate(
+        {"metadata": {"name": "a", "annotations": {PAUSED_ANNOTATION: value}}, "spec": {}}
+    )
+    blocker = pause_blocker(cluster)
+    assert (blocker is not None) == paused
+    assert (blocker is not None and "neither true nor false" in blocker.message) == said

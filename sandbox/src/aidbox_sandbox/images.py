@@ -7,7 +7,9 @@ the tags share the layer and differ only in the STANDIN_VERSION of their config.
 
 Releases for the sandbox's registry (registry.py) are made by standin_release(): the stand-in
 built with its version (and, for a release that fails at start, the failure message) compiled
-in, as an OciImage (manifest and blobs) that Registry.push uploads.
+in, as an OciImage (manifest and blobs) that Registry.push uploads. synthetic_release() makes
+one without building anything, for pods that are simulated and never pull. Both label their
+config with org.opencontainers.image.version, where the operator reads a release's version.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ STANDIN_UID = 1000
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 _CONFIG = "application/vnd.oci.image.config.v1+json"
 _LAYER = "application/vnd.oci.image.layer.v1.tar"
+# The label the operator reads a release's version from (runtime/registry.py).
+VERSION_LABEL = "org.opencontainers.image.version"
 
 
 def standin_image(tag: str) -> str:
@@ -152,6 +156,7 @@ class ImageSpec:
     entrypoint: tuple[str, ...]
     env: tuple[str, ...]
     user: str
+    labels: tuple[tuple[str, str], ...] = ()  # the config's Labels
 
 
 def _blob(blobs: dict[str, bytes], data: bytes) -> dict[str, Any]:
@@ -170,6 +175,7 @@ def _manifest(blobs: dict[str, bytes], layer_ref: dict[str, Any], image: ImageSp
             "Entrypoint": list(image.entrypoint),
             "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", *image.env],
             "WorkingDir": "/tmp",
+            **({"Labels": dict(image.labels)} if image.labels else {}),
         },
         "rootfs": {"type": "layers", "diff_ids": [layer_ref["digest"]]},
     }
@@ -235,10 +241,27 @@ def standin_release(
     """The stand-in as one release image: `version` compiled in and, when `fail_start` is set,
     a binary that always fails at start with that message (see standin/aidbox/main.go)."""
     binary = build_release_binary(version, fail_start, progress)
-    spec = ImageSpec(
-        f"aidbox:{version}", ("/usr/local/bin/aidbox",), (), f"{STANDIN_UID}:{STANDIN_UID}"
+    return oci_image(_layer(binary, "/usr/local/bin/aidbox"), _release_spec(version))
+
+
+def _release_spec(version: str) -> ImageSpec:
+    return ImageSpec(
+        f"aidbox:{version}",
+        ("/usr/local/bin/aidbox",),
+        (),
+        f"{STANDIN_UID}:{STANDIN_UID}",
+        ((VERSION_LABEL, version),),
     )
-    return oci_image(_layer(binary, "/usr/local/bin/aidbox"), spec)
+
+
+def synthetic_release(version: str) -> OciImage:
+    """A release image that is never run (pods on kwok nodes pull nothing): the stand-in's
+    config and version label over a one-file layer, made without building anything. Same
+    version, same digest."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add(tar, "synthetic-release", f"{version}\n".encode(), 0o644)
+    return oci_image(buf.getvalue(), _release_spec(version))
 
 
 def image_archives(folder: Path, progress: build.Progress = print) -> list[Path]:

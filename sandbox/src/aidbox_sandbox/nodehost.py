@@ -221,6 +221,13 @@ def cgroup_hierarchies() -> list[Path]:
     return sorted(p for p in CGROUP_FS.iterdir() if p.is_dir() and (p / "cgroup.procs").exists())
 
 
+def cgroup_tree(root: Path) -> list[Path]:
+    """The cgroup `root` and every cgroup below it. Containers' cgroups come and go while
+    the tree is read (a shim removes its own on exit); one that vanishes mid-walk is skipped,
+    where `Path.rglob` would raise FileNotFoundError."""
+    return [Path(top) for top, _dirs, _files in os.walk(root)]  # os.walk ignores such errors
+
+
 def create_cgroup_root(name: str) -> None:
     for hierarchy in cgroup_hierarchies():
         if hierarchy.name == "unified":
@@ -238,9 +245,9 @@ def cgroup_pids(name: str) -> set[int]:
         root = hierarchy / name
         if not root.is_dir():
             continue
-        for procs in root.rglob("cgroup.procs"):
+        for path in cgroup_tree(root):
             with contextlib.suppress(OSError, ValueError):
-                found |= {int(p) for p in procs.read_text().split()}
+                found |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
     return found
 
 
@@ -251,7 +258,8 @@ def remove_cgroup_root(name: str) -> list[str]:
         root = hierarchy / name
         if not root.is_dir():
             continue
-        for path in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        below = [p for p in cgroup_tree(root) if p != root]
+        for path in sorted(below, key=lambda p: -len(p.parts)):
             with contextlib.suppress(OSError):
                 path.rmdir()
         try:

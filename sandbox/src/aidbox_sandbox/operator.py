@@ -62,12 +62,16 @@ class OperatorProcess:
         # deploy/'s RBAC grants one Lease name: an operator started here runs without election
         # unless it asks for it, so it never stands by behind another one.
         elects = any(a.startswith(("--leader-elect", "--no-leader-elect")) for a in self.args)
+        # Pinning asks a registry: on only when a test names one, so no request ever leaves
+        # this machine for a public registry.
+        pins = any(a.startswith("--image-pinning") for a in self.args)
         return [
             sys.executable,
             *self.launcher,
             "run",
             *(() if scoped else ("--all-namespaces",)),
             *(() if elects else ("--no-leader-elect",)),
+            *(() if pins else ("--image-pinning=off",)),
             "--metrics-port",
             str(self.metrics_port),
             "--metrics-address",

@@ -7,8 +7,11 @@ exporters off), stores blobs under <state>/registry/storage, has no authenticati
 deletes. Real nodes reach it through relays, as they reach the API server
 (RealNodes.connect_registry), and their containerd pulls from it over HTTP (hosts.toml).
 
-Tests put images into it with push() (manifest and blobs over the registry's HTTP API) and read
-a tag's digest back with digest(); pushing another image under the same tag moves the tag.
+Tests put images into it with push() (manifest and blobs over the registry's HTTP API):
+push_standin() a stand-in release real nodes run, push_synthetic() one made without building
+for simulated pods. Both carry their version in the config label
+org.opencontainers.image.version. digest() reads a tag's digest back; pushing another image
+under the same tag moves the tag.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import yaml
 from . import build, nodehost
 from .errors import SandboxError
 from .files import tail
-from .images import MANIFEST_MEDIA_TYPE, OciImage, standin_release
+from .images import MANIFEST_MEDIA_TYPE, OciImage, standin_release, synthetic_release
 from .kubeapi import LOOPBACK, free_port, http_ok
 
 _ACCEPT = ", ".join(
@@ -245,6 +248,11 @@ class Registry:
         termination message. Returns the manifest digest."""
         image = standin_release(version or tag, fail_start, progress)
         return self.push(repository, tag, image)
+
+    def push_synthetic(self, tag: str, repository: str = "aidbox", version: str = "2510.1") -> str:
+        """Push a release image nothing is built for (for pods kwok simulates: their image is
+        never pulled) as <repository>:<tag>, labelled with `version`. Returns its digest."""
+        return self.push(repository, tag, synthetic_release(version))
 
     def digest(self, repository: str, tag: str) -> str | None:
         """The manifest digest <repository>:<tag> names now, None if there is no such tag."""

@@ -6,10 +6,19 @@ Kubernetes wants a *structural* OpenAPI schema: no $ref, no anyOf-with-null, no 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from pydantic import BaseModel
 
+from aidbox_operator.model.channel import (
+    CHANNEL_KIND,
+    CHANNEL_PLURAL,
+    CHANNEL_SHORT_NAME,
+    CHANNEL_SINGULAR,
+    ReleaseChannelSpec,
+    ReleaseChannelStatus,
+)
 from aidbox_operator.model.constants import (
     API_GROUP,
     API_VERSION,
@@ -42,6 +51,13 @@ def _resolve(schema: Schema, defs: Schema) -> Schema:
 
 def structural_schema(schema: Schema, defs: Schema) -> Schema:
     schema = _resolve(schema, defs)
+    # Objects whose field defaults to None: absent means "none" (no Ingress, say), so the
+    # API server must not fill in an empty one.
+    absent = {
+        name
+        for name, sub in (schema.get("properties") or {}).items()
+        if "default" in (resolved := _resolve(sub, defs)) and resolved["default"] is None
+    }
     out: Schema = {}
     for key, value in schema.items():
         if key in _DROP or key == "$defs":
@@ -55,11 +71,14 @@ def structural_schema(schema: Schema, defs: Schema) -> Schema:
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
             out[key] = structural_schema(value, defs)
         else:
-            out[key] = value
+            # A copy: a model used twice would share its lists, which YAML writes as aliases.
+            out[key] = copy.deepcopy(value)
     # An absent nested object defaults to {} so the API server fills in its fields' defaults
-    # and `kubectl get -o yaml` shows the values in force.
+    # and `kubectl get -o yaml` shows the values in force; one with required fields is absent
+    # until it means something (status.upgrade exists only while a release rolls).
     for name, sub in out.get("properties", {}).items():
-        if sub.get("type") == "object" and "properties" in sub and "default" not in sub:
+        plain = "default" not in sub and not sub.get("required") and name not in absent
+        if sub.get("type") == "object" and "properties" in sub and plain:
             sub["default"] = {}
         out["properties"][name] = sub
     return out
@@ -73,6 +92,9 @@ def model_schema(model: type[BaseModel]) -> Schema:
 def spec_schema() -> Schema:
     schema = model_schema(AidboxClusterSpec)
     schema["default"] = {}
+    # Defaulted by the operator, not the API server: a stored default would make every cluster
+    # look as if it set image, and spec.channel could never be chosen instead.
+    del schema["properties"]["image"]["default"]
     return schema
 
 
@@ -95,6 +117,12 @@ PRINTER_COLUMNS = [
         "description": "Aidbox release or channel running.",
     },
     {
+        "name": "URL",
+        "type": "string",
+        "jsonPath": ".status.url",
+        "description": "Where the cluster is served.",
+    },
+    {
         "name": "Image",
         "type": "string",
         "jsonPath": ".spec.image",
@@ -103,6 +131,76 @@ PRINTER_COLUMNS = [
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
+
+
+CHANNEL_COLUMNS = [
+    {"name": "Image", "type": "string", "jsonPath": ".spec.image", "description": "Target."},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Phase."},
+    {
+        "name": "Wave",
+        "type": "string",
+        "jsonPath": ".status.currentWave",
+        "description": "Wave being upgraded.",
+    },
+    {
+        "name": "Waves",
+        "type": "string",
+        "jsonPath": ".status.progress",
+        "description": "Waves done / waves.",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def build_channel_crd() -> Schema:
+    """The CRD manifest for AidboxReleaseChannel (cluster-scoped)."""
+    status = model_schema(ReleaseChannelStatus)
+    status["default"] = {}
+    status["properties"]["observedGeneration"]["default"] = 0
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{CHANNEL_PLURAL}.{API_GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "aidbox-operator"},
+        },
+        "spec": {
+            "group": API_GROUP,
+            "scope": "Cluster",
+            "names": {
+                "kind": CHANNEL_KIND,
+                "listKind": f"{CHANNEL_KIND}List",
+                "plural": CHANNEL_PLURAL,
+                "singular": CHANNEL_SINGULAR,
+                "shortNames": [CHANNEL_SHORT_NAME],
+                "categories": ["aidbox"],
+            },
+            "versions": [
+                {
+                    "name": API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "description": "AidboxReleaseChannel: one Aidbox release for the "
+                            "AidboxClusters that name it, reaching them in waves.",
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": model_schema(ReleaseChannelSpec),
+                                "status": status,
+                            },
+                        }
+                    },
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": CHANNEL_COLUMNS,
+                }
+            ],
+        },
+    }
 
 
 def build_crd() -> Schema:

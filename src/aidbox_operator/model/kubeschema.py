@@ -10,7 +10,9 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-_LIST = re.compile(r"^list\[(.+)\]$")
+# Older clients spell list types `list[V1X]`, newer ones `List[V1X]`: accept both, or the
+# elements of every list field would go unchecked.
+_LIST = re.compile(r"^[Ll]ist\[(.+)\]$")
 
 
 def _model(name: str) -> Any:

@@ -9,15 +9,30 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
-from pydantic.alias_generators import to_camel
 
+from aidbox_operator.model.backing import DatabaseSpec, InitBundleRef, LicenseRef
+from aidbox_operator.model.base import KubeModel, Port
 from aidbox_operator.model.constants import (
     AUTH_KEYS_SUFFIX,
     INSTANCE_LABEL,
     MAX_NAME_LENGTH,
     NAME_LABEL,
 )
+from aidbox_operator.model.exposure import HTTPRouteSpec, IngressSpec
 from aidbox_operator.model.kubeschema import check_fields
+from aidbox_operator.model.pod import (
+    CONTAINER_LIST,
+    MOUNT_LIST,
+    POD_VALIDATIONS,
+    VOLUME_LIST,
+    Container,
+    ExtraEnvFrom,
+    Volume,
+    VolumeMount,
+    check_containers,
+    check_volumes,
+)
+from aidbox_operator.model.windows import MaintenanceWindow
 
 DEFAULT_IMAGE = "healthsamurai/aidboxone:latest"
 DEFAULT_PORT = 8080
@@ -84,20 +99,9 @@ SpreadConstraint = Annotated[
         }
     ),
 ]
-Port = Annotated[int, Field(ge=1, le=65535)]
 LabelValue = Annotated[
     str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 ]
-
-
-class KubeModel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        use_attribute_docstrings=True,
-    )
 
 
 class EnvFromRef(KubeModel):
@@ -283,6 +287,15 @@ class DisruptionBudgetSpec(KubeModel):
     max_unavailable: IntOrPercent = Field(
         default=1, description="Pods that may be down at once through voluntary disruption."
     )
+    # An unready Aidbox pod serves nothing: evicting it costs no availability, while keeping it
+    # blocks every node drain for as long as the pods are unready (a database outage, say).
+    # The price: a pod still starting (running migrations) may be evicted by a drain.
+    unhealthy_pod_eviction_policy: Literal["AlwaysAllow", "IfHealthyBudget"] = Field(
+        default="AlwaysAllow",
+        description="Whether a drain may evict pods that are not Ready (AlwaysAllow: a drain "
+        "never waits on pods that serve nothing, e.g. during a database outage; "
+        "IfHealthyBudget: only while the budget holds, so a pod still starting is not evicted).",
+    )
 
 
 class AuthKeysSpec(KubeModel):
@@ -304,8 +317,45 @@ class AuthKeysSpec(KubeModel):
     )
 
 
+class UpgradeSpec(KubeModel):
+    """How a change of Aidbox release is rolled out. Aidbox migrates its database when a new
+    release starts and has no downgrade path."""
+
+    strategy: Literal["Rolling", "Recreate"] = Field(
+        default="Rolling",
+        description="Rolling: one pod of the new release starts first (it runs the migrations) "
+        "while the old pods serve. Recreate: every old pod stops before the new release "
+        "starts, for releases whose notes forbid mixed versions (downtime). Applies to "
+        "release changes; other changes roll as rollingUpdate says.",
+    )
+    tag_refresh: str = Field(
+        default="",
+        max_length=63,
+        description="A moving tag (latest, stable, 2510) is pinned to the digest it named when "
+        "first seen and stays there; set this to a new value (any string, e.g. a date) to pin "
+        "the tag again to what it names now.",
+    )
+
+
 class AidboxClusterSpec(KubeModel):
     """Desired state of a highly available Aidbox (or Multibox) deployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.image) && has(self.channel))",
+                    "message": "set image or channel, not both: a cluster on a channel takes "
+                    "its image from the AidboxReleaseChannel",
+                },
+                {
+                    "rule": "!(has(self.ingress) && has(self.httpRoute))",
+                    "message": "set ingress or httpRoute, not both: the cluster has one URL",
+                },
+                *POD_VALIDATIONS,
+            ]
+        }
+    )
 
     image: str = Field(
         default=DEFAULT_IMAGE,
@@ -314,7 +364,16 @@ class AidboxClusterSpec(KubeModel):
         pattern=r"^[^\s]+$",
         description="Aidbox image: healthsamurai/aidboxone or healthsamurai/multibox with a tag "
         "(YYMM, YYMM.MINOR, or a channel: latest, edge, stable). More than one replica needs "
-        "release 2208 or newer.",
+        "release 2208 or newer. Default healthsamurai/aidboxone:latest; not set together with "
+        "channel.",
+    )
+    channel: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Name of an AidboxReleaseChannel to take the image from, instead of image: "
+        "the channel moves this cluster to a new release in its wave.",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="Always", description="When the kubelet pulls the image."
@@ -347,10 +406,25 @@ class AidboxClusterSpec(KubeModel):
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=256,
-        description="Extra environment variables; they win over envFrom.",
+        description="Extra environment variables; they win over envFrom. The operator sets "
+        "BOX_INSTANCE_NAME to each pod's name, and JAVA_OPTS while a memory limit is in force "
+        "(-XX:MaxRAMPercentage=70), unless this list or a referenced ConfigMap/Secret sets "
+        "them.",
+    )
+    extra_env_from: list[ExtraEnvFrom] = Field(
+        default_factory=list,
+        max_length=32,
+        description="More ConfigMaps/Secrets whose keys become the Aidbox container's "
+        "environment, after configMapRef and secretRef (a later source wins a key). Like "
+        "those, a change of their data rolls the pods, and a missing required one holds the "
+        "rollout.",
     )
     resources: ResourceRequirements = Field(
-        default_factory=ResourceRequirements, description="CPU and memory requests and limits."
+        default_factory=ResourceRequirements,
+        description="CPU and memory requests and limits of the Aidbox container. When neither "
+        "requests nor limits are set, the operator requests cpu 500m and memory 2Gi and limits "
+        "memory to 2Gi (the pods are then never BestEffort, the first evicted), and sets "
+        "JAVA_OPTS=-XX:MaxRAMPercentage=70 so the heap fits the limit.",
     )
     liveness_probe: LivenessProbeSpec = Field(
         default_factory=LivenessProbeSpec, description="Liveness probe on /health."
@@ -386,6 +460,68 @@ class AidboxClusterSpec(KubeModel):
     )
     service_account_name: str | None = Field(
         default=None, min_length=1, description="ServiceAccount the pods run as."
+    )
+    automount_service_account_token: bool = Field(
+        default=False,
+        description="Mount the ServiceAccount's API token into the pods. Off by default: "
+        "Aidbox never calls the Kubernetes API, and a token it does not need is one an "
+        "intruder could use.",
+    )
+    priority_class_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        description="PriorityClass of the pods (a DNS subdomain), e.g. to keep Aidbox "
+        "scheduled ahead of batch work when nodes are short.",
+    )
+    affinity: FreeForm | None = Field(
+        default=None,
+        description="Pod affinity (nodeAffinity, podAffinity, podAntiAffinity), passed "
+        "through as written; unknown field names are refused. Pods are spread over zones and "
+        "nodes by topologySpreadConstraints already.",
+    )
+    pod_security_context: FreeForm | None = Field(
+        default=None,
+        description="The pod's securityContext (fsGroup, runAsGroup, sysctls, ...), passed "
+        "through as written; unknown field names are refused.",
+    )
+    container_security_context: FreeForm | None = Field(
+        default=None,
+        description="The Aidbox container's securityContext, merged key by key over the "
+        "operator's hardened default (allowPrivilegeEscalation false, capabilities drop ALL, "
+        "runAsNonRoot true, runAsUser 1000, seccompProfile RuntimeDefault): a key set here "
+        "replaces that key whole (capabilities included), the others stay. With "
+        "readOnlyRootFilesystem true the operator mounts an emptyDir at /tmp (volume "
+        "aidbox-tmp), where Aidbox's JVM writes, unless volumeMounts mounts something there.",
+    )
+    volumes: list[Volume] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Extra pod volumes, as in a pod spec; each needs a unique name, other "
+        "than the operator's own aidbox-tmp and aidbox-init-bundle.",
+        json_schema_extra=VOLUME_LIST,
+    )
+    volume_mounts: list[VolumeMount] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Mounts of spec.volumes into the Aidbox container (name, mountPath, "
+        "readOnly, subPath, ...); mountPaths are unique.",
+        json_schema_extra=MOUNT_LIST,
+    )
+    init_containers: list[Container] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Containers run to completion, in order, before Aidbox starts in each "
+        "pod; each needs a name (not main) and an image.",
+        json_schema_extra=CONTAINER_LIST,
+    )
+    sidecars: list[Container] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Containers run beside Aidbox in each pod, after it in the pod's "
+        "containers; each needs a name (not main, the Aidbox container's) and an image.",
+        json_schema_extra=CONTAINER_LIST,
     )
     rolling_update: RollingUpdate = Field(
         default_factory=RollingUpdate, description="Rollout pace of the Deployment."
@@ -429,6 +565,40 @@ class AidboxClusterSpec(KubeModel):
         default_factory=lambda: AuthKeysSpec(),
         description="Shared JWT signing keys (and Multibox cluster secret) for all replicas.",
     )
+    upgrade: UpgradeSpec = Field(
+        default_factory=lambda: UpgradeSpec(),
+        description="How release changes roll out and when a moving tag is pinned again.",
+    )
+    ingress: IngressSpec | None = Field(
+        default=None,
+        description="An Ingress in front of the cluster's Service; absent: none (one the "
+        "operator made before is deleted).",
+    )
+    http_route: HTTPRouteSpec | None = Field(
+        default=None,
+        description="A Gateway API HTTPRoute in front of the cluster's Service (needs the "
+        "Gateway API CRDs); absent: none.",
+    )
+    database: DatabaseSpec | None = Field(
+        default=None,
+        description="The PostgreSQL database; unset: BOX_DB_* come from the ConfigMap/Secret.",
+    )
+    license: LicenseRef | None = Field(
+        default=None,
+        description="Secret key holding the Aidbox license (BOX_LICENSE); unset: the Secret's.",
+    )
+    init_bundle: InitBundleRef | None = Field(
+        default=None,
+        description="ConfigMap key holding an init bundle, mounted as a file and named by "
+        "BOX_INIT_BUNDLE; a change of its content rolls the pods.",
+    )
+    maintenance_windows: list[MaintenanceWindow] = Field(
+        default_factory=list,
+        max_length=16,
+        description="When changes nobody asked for at that moment (this operator release's new "
+        "pod rendering, a release channel's move) may start; empty: any time. Your own spec "
+        "changes are applied at once.",
+    )
 
     @field_validator("topology_spread_constraints")
     @classmethod
@@ -439,6 +609,30 @@ class AidboxClusterSpec(KubeModel):
             check_fields("V1TopologySpreadConstraint", item, f"topologySpreadConstraints[{index}]")
         return value
 
+    @field_validator("affinity")
+    @classmethod
+    def _known_affinity_fields(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        check_fields("V1Affinity", value, "affinity")
+        return value
+
+    @field_validator("pod_security_context")
+    @classmethod
+    def _known_pod_security_fields(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        check_fields("V1PodSecurityContext", value, "podSecurityContext")
+        return value
+
+    @field_validator("container_security_context")
+    @classmethod
+    def _known_security_fields(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        check_fields("V1SecurityContext", value, "containerSecurityContext")
+        return value
+
+    @model_validator(mode="after")
+    def _pod_parts(self) -> AidboxClusterSpec:
+        check_volumes(self.volumes, self.volume_mounts)
+        check_containers(self.init_containers, self.sidecars)
+        return self
+
     @model_validator(mode="after")
     def _distinct_ports(self) -> AidboxClusterSpec:
         if self.metrics.enabled and self.metrics.port == self.port:
@@ -446,6 +640,13 @@ class AidboxClusterSpec(KubeModel):
                 f"metrics.port {self.metrics.port} is also the web port: the pods cannot "
                 "declare one container port twice; choose another metrics.port"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_url(self) -> AidboxClusterSpec:
+        # The CEL rule's twin, for specs read outside the API server (render -f).
+        if self.ingress is not None and self.http_route is not None:
+            raise ValueError("set ingress or httpRoute, not both: the cluster has one URL")
         return self
 
     def config_map_name(self, cluster_name: str) -> str:

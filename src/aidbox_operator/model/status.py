@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +53,43 @@ class Condition(StatusModel):
         )
 
 
+class VersionRecord(StatusModel):
+    """The newest Aidbox release that has been Ready against this cluster's database."""
+
+    newest_ready: str = Field(description="Release, e.g. 2510.2.")
+    image: str = Field(default="", description="Image the ready pods of that release ran.")
+    recorded_at: str = Field(default="", description="When it was first seen Ready.")
+
+
+class PinnedImage(StatusModel):
+    """A moving tag and the immutable image it was pinned to."""
+
+    requested: str = Field(description="spec.image as written (a moving tag).")
+    image: str = Field(description="The digest reference the pods run.")
+    version: str = Field(
+        default="", description="Release the image says it is (its OCI version label)."
+    )
+    refresh: str = Field(default="", description="spec.upgrade.tagRefresh it was pinned for.")
+    pinned_at: str = Field(default="", description="When the tag was resolved.")
+
+
+class UpgradeStatus(StatusModel):
+    """A change of release while it rolls (and while it is held after a failure)."""
+
+    from_version: str = Field(alias="from", description="Release the pods ran before.")
+    to_version: str = Field(alias="to", description="Release being rolled out.")
+    from_image: str = Field(default="", description="Image before the change.")
+    to_image: str = Field(default="", description="Image being rolled out.")
+    strategy: Literal["Rolling", "Recreate"] = Field(
+        default="Rolling", description="The path this change takes."
+    )
+    reason: str = Field(default="", description="Why it takes that path.")
+    started: str = Field(default="", description="When the change started.")
+    pods: dict[str, int] = Field(
+        default_factory=dict, description="Release -> pods (terminating ones excluded)."
+    )
+
+
 class ClusterStatus(StatusModel):
     """Observed state of an AidboxCluster."""
 
@@ -78,6 +116,34 @@ class ClusterStatus(StatusModel):
         "many pods run each: one key when all replicas agree. Read only when the operator runs "
         "inside the cluster, where pod addresses are reachable.",
     )
+    template_generation: int | None = Field(
+        default=None,
+        description="metadata.generation the Deployment was last applied for: a later change of "
+        "its pod template for the same generation and configuration is the operator's own (a "
+        "new operator release), paced across the fleet.",
+    )
+    version_record: VersionRecord | None = Field(
+        default=None,
+        description="The newest release that has been Ready against this database: an older "
+        "spec.image is refused (DowngradeRefused) unless the aidbox.io/allow-downgrade-to "
+        "annotation names it.",
+    )
+    pinned_image: PinnedImage | None = Field(
+        default=None, description="The digest a moving tag in spec.image is pinned to."
+    )
+    upgrade: UpgradeStatus | None = Field(
+        default=None, description="The release change under way; absent when none is."
+    )
+    restarted_at: str | None = Field(
+        default=None,
+        description="The restart (aidbox.io/restart annotation, set by `kubectl aidbox "
+        "restart`) the current pod template carries; absent before the first.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="Where the cluster is served (its Ingress or HTTPRoute, as applied); "
+        "absent when it has none.",
+    )
     missing_references: list[str] = Field(
         default_factory=list,
         description="Referenced ConfigMaps/Secrets that do not exist, as Kind/name.",
@@ -89,6 +155,24 @@ class ClusterStatus(StatusModel):
 
     def to_api(self) -> dict[str, object]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def new_conditions(
+    states: Iterable[tuple[str, tuple[bool, str, str]]], generation: int | None
+) -> list[Condition]:
+    """Conditions from (type, (true?, reason, message)), for `generation`; transition times
+    are filled in by merge_conditions."""
+    return [
+        Condition(
+            type=type_,
+            status="True" if state else "False",
+            reason=reason,
+            message=message,
+            last_transition_time="",
+            observed_generation=generation,
+        )
+        for type_, (state, reason, message) in states
+    ]
 
 
 def merge_conditions(

@@ -14,6 +14,23 @@ _RELEASE = re.compile(
 )
 
 
+Release = tuple[int, int, int]
+_RELEASE_TEXT = re.compile(r"^(?P<yy>\d{2})(?P<mm>\d{2})(?:\.(?P<minor>\d+))?$")
+
+
+def parse_release(text: str) -> Release | None:
+    """(year, month, minor) of a release as Aidbox reports it ("2510.2", "2510"); None for
+    anything else (a channel name, an empty string)."""
+    match = _RELEASE_TEXT.match(text.strip())
+    if match is None or not 1 <= int(match["mm"]) <= 12:
+        return None
+    return int(match["yy"]), int(match["mm"]), int(match["minor"] or 0)
+
+
+def format_release(release: Release) -> str:
+    return f"{release[0]:02d}{release[1]:02d}.{release[2]}"
+
+
 @dataclass(frozen=True)
 class ImageVersion:
     """What an image reference says about the Aidbox release it runs."""
@@ -22,7 +39,10 @@ class ImageVersion:
     tag: str | None
     digest: str | None
     # (year, month, minor) of a versioned tag; None for channels, digests and unknown tags.
-    release: tuple[int, int, int] | None
+    release: Release | None
+    # The reference always names the same image: a digest, or a full YYMM.MINOR tag (Aidbox
+    # never moves those). Channels, YYMM, -rc and -lts tags move.
+    fixed: bool = False
 
     @property
     def display(self) -> str:
@@ -51,12 +71,18 @@ def parse_image_version(image: str) -> ImageVersion:
     else:
         repository, tag = rest, ""
     release = None
+    fixed = bool(digest)
     match = _RELEASE.match(tag)
     if match and 1 <= int(match["mm"]) <= 12:
         release = (int(match["yy"]), int(match["mm"]), int(match["minor"] or 0))
+        fixed = fixed or (match["minor"] is not None and match["suffix"] is None)
     # An untagged reference without a digest means the registry's `latest`.
     if not tag and not digest:
         tag = "latest"
     return ImageVersion(
-        repository=repository, tag=tag or None, digest=digest or None, release=release
+        repository=repository,
+        tag=tag or None,
+        digest=digest or None,
+        release=release,
+        fixed=fixed,
     )

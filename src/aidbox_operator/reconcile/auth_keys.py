@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from aidbox_operator.model import AidboxCluster, parse_image_version
-from aidbox_operator.reconcile.observe import Configs
+from aidbox_operator.reconcile.observe import Configs, envfrom_keys
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import ObjectStore
 from aidbox_operator.render.secrets import (
@@ -91,11 +91,7 @@ class KeysPlan:
 
 
 def _user_keys(cluster: AidboxCluster, configs: Configs) -> set[str]:
-    ns, spec = cluster.namespace, cluster.spec
-    keys: set[str] = {e.name for e in spec.env}
-    keys |= configs[("ConfigMap", ns, spec.config_map_name(cluster.name))].keys
-    keys |= configs[("Secret", ns, spec.secret_name(cluster.name))].keys
-    return keys
+    return {e.name for e in cluster.spec.env} | envfrom_keys(cluster, configs)
 
 
 def _half_set(user_keys: set[str]) -> Blocker | None:
@@ -177,6 +173,7 @@ class KeysKeeper:
         return conflict_blocker("Secret", name, describe_holder(body), cluster.name)
 
     async def ensure(self, cluster: AidboxCluster, plan: KeysPlan, result: PassResult) -> None:
+        """Create the keys Secret or add its missing keys."""
         if not plan.absent:
             return
         ns, name = cluster.namespace, plan.name

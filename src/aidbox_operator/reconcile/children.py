@@ -11,14 +11,14 @@ from aidbox_operator.model.constants import (
     APPLIED_HASH_ANNOTATION,
     CONFIG_HASH_ANNOTATION,
     FIELD_MANAGER,
+    RESTARTED_AT_ANNOTATION,
 )
 from aidbox_operator.reconcile.fights import WriterFights, fight_message
-from aidbox_operator.reconcile.kinds import KINDS_BY_NAME
-from aidbox_operator.reconcile.observe import Lookups, Observer
+from aidbox_operator.reconcile.kinds import KINDS_BY_NAME, OPTIONAL_CHILDREN
+from aidbox_operator.reconcile.observe import Lookups, Made, Observer
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.runtime.client import ApiError
 from aidbox_operator.runtime.diff import is_subset
-from aidbox_operator.runtime.kinds import PDBS, SERVICE_MONITORS
 from aidbox_operator.status import Blocker
 from aidbox_operator.status.ownership import (
     Ownership,
@@ -27,14 +27,23 @@ from aidbox_operator.status.ownership import (
     judge,
     last_other_writer,
 )
+from aidbox_operator.status.upgrade import pod_annotation
 
 JSON_PATCH = "application/json-patch+json"
-SERVICE_MONITOR_MISSING = (
-    "ServiceMonitorUnavailable",
-    "spec.metrics.serviceMonitor.enabled is set but the cluster has no monitoring.coreos.com/v1 "
-    "ServiceMonitor kind (install the Prometheus Operator's CRDs); the metrics port and "
-    "Service port are in place",
-)
+# Optional kinds whose CRD may not be installed: the rest of the cluster is applied anyway.
+KIND_MISSING = {
+    "ServiceMonitor": (
+        "ServiceMonitorUnavailable",
+        "spec.metrics.serviceMonitor.enabled is set but the cluster has no "
+        "monitoring.coreos.com/v1 ServiceMonitor kind (install the Prometheus Operator's CRDs); "
+        "the metrics port and Service port are in place",
+    ),
+    "HTTPRoute": (
+        "HTTPRouteUnavailable",
+        "spec.httpRoute is set but the cluster has no gateway.networking.k8s.io/v1 HTTPRoute "
+        "kind (install the Gateway API CRDs); the Service is in place",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -61,10 +70,43 @@ class Child:
         )
 
 
-def _config_hash_of(deployment: dict[str, Any]) -> str | None:
-    template = deployment.get("spec", {}).get("template", {})
-    value = (template.get("metadata", {}).get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
-    return str(value) if value is not None else None
+def _rollout_note(child: Child) -> str:
+    """Why applying this Deployment replaces pods, when the user caused it without a spec
+    change: the referenced configuration, or a restart asked for."""
+    if child.observed is None:
+        return ""
+    old_hash = pod_annotation(child.observed, CONFIG_HASH_ANNOTATION)
+    if old_hash not in (None, pod_annotation(child.manifest, CONFIG_HASH_ANNOTATION)):
+        CONFIG_ROLLOUTS.inc()
+        return " (referenced configuration changed: rolling restart)"
+    restart = pod_annotation(child.manifest, RESTARTED_AT_ANNOTATION)
+    if restart not in (None, pod_annotation(child.observed, RESTARTED_AT_ANNOTATION)):
+        return f" (restart requested at {restart}: rolling restart)"
+    return ""
+
+
+# An object's resourceVersion is the etcd revision that last wrote it, and a write makes the
+# revision at least 2: no object has this one. Server-side apply takes a resourceVersion in the
+# body as a precondition on an existing object (409 Conflict when it differs, nothing changed)
+# and ignores it when the apply creates the object: an apply that only creates, owned by the
+# operator's field manager with operation Apply as any first apply (a POST would own the fields
+# with operation Update, and a later apply could then never remove one).
+CREATE_ONLY = "1"
+
+
+# The children the operator may delete (it prunes them), in the order a new cluster's first
+# try makes its children before the Service and, last, the Deployment.
+UNDOABLE = ("PodDisruptionBudget", "ServiceMonitor", "Ingress", "HTTPRoute")
+CLAIM_ORDER = (*UNDOABLE, "Service")
+
+
+class ChildExists(Exception):
+    """A name assumed free was taken: the pass starts over asking the API."""
+
+
+def create_only(manifest: dict[str, Any]) -> dict[str, Any]:
+    meta = {**manifest["metadata"], "resourceVersion": CREATE_ONLY}
+    return {**manifest, "metadata": meta}
 
 
 def refusal(manifest: dict[str, Any], err: ApiError) -> Blocker:
@@ -96,6 +138,9 @@ class ChildApplier:
         self.client = observer.client
         self.store = observer.store
         self.fights = fights
+        # False once the API server refused a create-only apply for its resourceVersion: then
+        # no name is assumed free any more (every miss is read, as before).
+        self.creates_only = True
 
     async def observe(
         self, cluster: AidboxCluster, manifests: list[dict[str, Any]], lookups: Lookups
@@ -120,20 +165,26 @@ class ChildApplier:
         holder = describe_holder(body or foreign[0].observed or {})
         return conflict_blocker(kind, name, holder, cluster.name)
 
-    async def apply_all(self, children: list[Child], result: PassResult) -> Blocker | None:
+    async def apply_all(
+        self,
+        children: list[Child],
+        result: PassResult,
+        lookups: Lookups | None = None,
+    ) -> Blocker | None:
+        """Apply each child; one whose name `lookups` assumed free is only created."""
         for child in children:
             try:
-                await self.apply(child, result)
+                await self.apply(child, result, lookups)
             except ApiError as err:
-                if child.manifest["kind"] == "ServiceMonitor" and err.not_found:
-                    result.problems.append(SERVICE_MONITOR_MISSING)
+                if child.manifest["kind"] in KIND_MISSING and err.not_found:
+                    result.problems.append(KIND_MISSING[child.manifest["kind"]])
                     continue
                 if is_refusal(err):
                     return refusal(child.manifest, err)
                 raise
         return None
 
-    async def apply(self, child: Child, result: PassResult) -> None:
+    async def apply(self, child: Child, result: PassResult, lookups: Lookups | None = None) -> None:
         kind, _, name = child.key
         if child.in_sync:
             self.fights.in_sync(child.key)
@@ -144,17 +195,44 @@ class ChildApplier:
         action = self._action(child)
         if action == "DriftRepaired" and not await self._may_repair(child, result):
             return
-        note = ""
-        old_hash = _config_hash_of(child.observed) if child.observed else None
-        if kind == "Deployment" and old_hash not in (None, _config_hash_of(child.manifest)):
-            CONFIG_ROLLOUTS.inc()
-            note = " (referenced configuration changed: rolling restart)"
+        note = _rollout_note(child) if kind == "Deployment" else ""
         if action == "Adopted":
             body = await self._adopt(child)
+        elif self.creates_only and lookups is not None and lookups.free(child.key):
+            # Known free a moment ago: made so that whatever took it since is left alone.
+            body = await self._create(child)
+            lookups.record(kind, body)
         else:
             body = await self.client.apply(KINDS_BY_NAME[child.manifest["kind"]], child.manifest)
         self.store.put_child(body)
         result.changes.append((action, f"{kind} {name}{note}"))
+
+    async def _create(self, child: Child) -> dict[str, Any]:
+        """Create a child under a name assumed free; ChildExists if anything holds it."""
+        try:
+            return await self.client.apply(
+                KINDS_BY_NAME[child.manifest["kind"]], create_only(child.manifest)
+            )
+        except ApiError as err:
+            if err.conflict:
+                raise ChildExists(child.key) from err
+            if "resourceVersion" in err.message and err.status in (400, 422, 500):
+                # This API server does not take the precondition on creation: read instead.
+                self.creates_only = False
+                raise ChildExists(child.key) from err
+            raise
+
+    async def undo(self, made: list[Made]) -> None:
+        """Delete what an abandoned try made, newest first. The uid precondition leaves alone
+        an object that someone replaced meanwhile under the same name. Only kinds the
+        operator may delete (deploy/base/clusterrole.yaml): the order of a first try's creates
+        puts only those before a name it can find taken, but for a race with the keys Secret
+        or the Deployment (made a moment after their names were found free)."""
+        for item in reversed(made):
+            if item.kind not in UNDOABLE:
+                continue
+            await self.client.delete(KINDS_BY_NAME[item.kind], item.namespace, item.name, item.uid)
+            self.store.drop_child(item.kind, item.namespace, item.name)
 
     async def _adopt(self, child: Child) -> dict[str, Any]:
         """Adoption: the object becomes exactly the manifest. An apply would keep every field
@@ -229,8 +307,8 @@ class ChildApplier:
         """Delete children the spec no longer wants (a PDB once replicas drop below 2)."""
         wanted = {m["kind"] for m in manifests}
         ns, name = cluster.namespace, cluster.name
-        for kind in (PDBS, SERVICE_MONITORS):
-            # Both kinds are watched: the store knows whether one exists.
+        for kind in OPTIONAL_CHILDREN:
+            # Every such kind is watched: the store knows whether one exists.
             body = self.store.child(kind.kind, ns, name)
             if kind.kind in wanted or body is None:
                 continue

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import logging
 
-from aidbox_operator.metrics import PHASES
+from aidbox_operator.metrics import CLUSTER_SERIES, PHASES
 from aidbox_operator.model.constants import FIELD_MANAGER
 from aidbox_operator.reconcile.aidbox_health import AidboxHealth
-from aidbox_operator.reconcile.cluster import ClusterReconciler
+from aidbox_operator.reconcile.channel import ChannelReconciler
+from aidbox_operator.reconcile.cluster import ClusterReconciler, utc_now
 from aidbox_operator.reconcile.fights import WriterFights
+from aidbox_operator.reconcile.images import TagResolver
+from aidbox_operator.reconcile.kinds import CHANNEL_NAMESPACE
+from aidbox_operator.reconcile.pacing import DEFAULT_OPERATOR_ROLLOUTS, RolloutPacing
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import Key, ObjectStore
 from aidbox_operator.runtime.client import KubeClient
 from aidbox_operator.runtime.events import EventRecorder
+from aidbox_operator.runtime.pacer import Pacer
 from aidbox_operator.runtime.workers import DEFAULT_WORKERS, Outcome, Workers
 from aidbox_operator.runtime.workqueue import WorkQueue
 
@@ -41,7 +46,13 @@ def outcome_of(result: PassResult) -> Outcome:
 
 class Controller:
     def __init__(
-        self, client: KubeClient, workers: int = DEFAULT_WORKERS, aidbox_health: bool = False
+        self,
+        client: KubeClient,
+        workers: int = DEFAULT_WORKERS,
+        aidbox_health: bool = False,
+        resolver: TagResolver | None = None,
+        operator_rollouts: int = DEFAULT_OPERATOR_ROLLOUTS,
+        release_channels: bool = True,
     ) -> None:
         self.client = client
         self.store = ObjectStore()
@@ -50,9 +61,19 @@ class Controller:
         self.fights = WriterFights()
         # An answer from a pod's /health queues its cluster for another pass.
         self.health = AidboxHealth(enabled=aidbox_health, on_learned=self.queue.add)
+        # A freed rollout slot queues the next waiting cluster for a pass.
+        self.pacer: Pacer[Key] = Pacer(operator_rollouts, on_free=self.queue.add)
         self.reconciler = ClusterReconciler(
-            client, self.store, self.recorder, fights=self.fights, health=self.health
+            client,
+            self.store,
+            self.recorder,
+            fights=self.fights,
+            health=self.health,
+            resolver=resolver,
+            pacing=RolloutPacing(self.pacer, self.store),
+            release_channels=release_channels,
         )
+        self.channels = ChannelReconciler(client, self.store, self.recorder, utc_now)
 
     @property
     def queue(self) -> WorkQueue[Key]:
@@ -61,14 +82,20 @@ class Controller:
     def forget(self, key: Key) -> None:
         """A cluster was deleted: nothing about it outlives it."""
         PHASES.forget(key)
+        CLUSTER_SERIES.forget(key)
         self.workers.forget(key)
         self.fights.forget(*key)
         self.health.forget(key)
+        self.pacer.forget(key)
 
     async def _reconcile(self, key: Key) -> Outcome:
+        if key[0] == CHANNEL_NAMESPACE:
+            return outcome_of(await self.channels.reconcile(key[1]))
         result = await self.reconciler.reconcile(key)
         if result.phase:
             PHASES.set(key, result.phase)
+        if result.facts is not None:
+            CLUSTER_SERIES.set(key, result.facts)
         if result.changes or result.status_written:
             log.debug(
                 "reconciled: %s",
@@ -86,8 +113,14 @@ class Controller:
         await self.health.close()
 
     def pause(self) -> None:
+        """Stop reconciling (standby). What this replica last computed of each cluster goes
+        too: only the leader's series tell the truth, and a standby still exporting a cluster
+        Ready (or Stalled) long after it lost the Lease would fire alerts, or hide them."""
         self.workers.pause()
+        PHASES.clear()
+        CLUSTER_SERIES.clear()
 
     def resume(self) -> None:
         """Start reconciling, beginning with every cluster seen while on standby."""
-        self.workers.resume(self.store.cluster_keys())
+        channels = [(CHANNEL_NAMESPACE, name) for name in self.store.channel_names()]
+        self.workers.resume([*self.store.cluster_keys(), *channels])

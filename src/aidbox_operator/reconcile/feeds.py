@@ -24,7 +24,12 @@ from typing import Any
 import aiohttp
 
 from aidbox_operator.model.constants import INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL
-from aidbox_operator.reconcile.kinds import AIDBOX_CLUSTERS, CHILDREN
+from aidbox_operator.reconcile.kinds import (
+    AIDBOX_CLUSTERS,
+    CHANNEL_NAMESPACE,
+    CHILDREN,
+    RELEASE_CHANNELS,
+)
 from aidbox_operator.reconcile.store import ChildKey, Key, ObjectStore, owner_key
 from aidbox_operator.runtime.backoff import backoff_delay
 from aidbox_operator.runtime.client import ApiError, KubeClient
@@ -53,17 +58,73 @@ class ClusterFeed:
     def event(self, event_type: str, body: dict[str, Any]) -> None:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
+        # Its channel judges its waves from what the cluster reports: a change may move them.
+        channel = self.store.channel_of(key)
         if event_type == DELETED:
             self.store.drop_cluster(key)
             self.forget(key)
-            return
-        self.store.put_cluster(body)
-        self.queue.add(key)
+        else:
+            key = self.store.put_cluster(body)  # the store's names: queued and kept alike
+            self.queue.add(key)
+            channel = self.store.channel_of(key) or channel
+        if channel:
+            self.queue.add((CHANNEL_NAMESPACE, channel))
 
     def relisted(self, scope: Scope, present: set[Key], resource_version: str) -> None:
         for key in self.store.cluster_keys():
             if scope.accepts(key[0]) and key not in present:
                 self.event(DELETED, {"metadata": {"namespace": key[0], "name": key[1]}})
+
+
+class ChannelFeed:
+    """AidboxReleaseChannels in; a change queues the channel, and the clusters it lets move
+    (or stops letting move) since the last version."""
+
+    def __init__(
+        self, store: ObjectStore, queue: WorkQueue[Key], forget: Callable[[Key], None]
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.forget = forget
+        # Each channel as last delivered here: the store's copy may be newer already (a
+        # channel's pass keeps the status it wrote), and the members must hear of it anyway.
+        self.delivered: dict[str, dict[str, Any]] = {}
+
+    def event(self, event_type: str, body: dict[str, Any]) -> None:
+        name = body["metadata"]["name"]
+        before = self.delivered.pop(name, None)
+        if event_type == DELETED:
+            self.store.drop_channel(name)
+            self.forget((CHANNEL_NAMESPACE, name))
+        else:
+            self.delivered[name] = body
+            self.store.put_channel(body)
+            self.queue.add((CHANNEL_NAMESPACE, name))
+        for key in self._affected(name, before, None if event_type == DELETED else body):
+            self.queue.add(key)
+
+    def _affected(
+        self, name: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+    ) -> set[Key]:
+        def admitted(body: dict[str, Any] | None) -> set[str]:
+            return set(((body or {}).get("status") or {}).get("admitted") or [])
+
+        def shown(body: dict[str, Any] | None) -> tuple[Any, ...]:
+            # What every member's status repeats (WaveQueued/ChannelHalted name the target,
+            # the phase and the wave): a change of any of them is news to all of them.
+            status = (body or {}).get("status") or {}
+            return status.get("image"), status.get("phase"), status.get("currentWave")
+
+        members = self.store.channel_members(name)
+        if before is None or after is None or shown(before) != shown(after):
+            return set(members)
+        moved = admitted(before) ^ admitted(after)
+        return {k for k in members if f"{k[0]}/{k[1]}" in moved}
+
+    def relisted(self, scope: Scope, present: set[Key], resource_version: str) -> None:
+        for name in self.store.channel_names():
+            if (CHANNEL_NAMESPACE, name) not in present:
+                self.event(DELETED, {"metadata": {"name": name}})
 
 
 class ChildFeed:
@@ -137,6 +198,8 @@ class ReferencedConfigs:
 
     def observe(self, kind: ResourceKind, event_type: str, meta: dict[str, Any]) -> None:
         ref = (kind.kind, str(meta["metadata"]["namespace"]), str(meta["metadata"]["name"]))
+        if kind.kind == "Secret":
+            self.store.saw_secret(ref[1], ref[2], event_type != DELETED)
         if not self.store.is_referenced(*ref):
             self.store.configs.pop(ref, None)  # nobody points at it (any more)
             return
@@ -151,6 +214,10 @@ class ReferencedConfigs:
             self._read(ref)
 
     def relisted(self, kind: ResourceKind, scope: Scope, present: set[Key], version: str) -> None:
+        if kind.kind == "Secret":
+            for namespace, name in list(self.store.keys_secrets):
+                if scope.accepts(namespace) and (namespace, name) not in present:
+                    self.store.saw_secret(namespace, name, False)
         for ref in list(self.store.references):
             ref_kind, namespace, name = ref
             vanished = (namespace, name) not in present
@@ -220,10 +287,17 @@ class Informers:
         queue: WorkQueue[Key],
         forget: Callable[[Key], None],
         namespaces: Sequence[str] = (),
+        channels: bool = True,
     ) -> None:
         self.configs = ReferencedConfigs(client, store, queue)
         self.informers: list[Informer] = []
         shared = self.shared = Shared()
+        if channels:
+            # Cluster-scoped: one watch whatever namespaces the clusters live in.
+            channel_feed = ChannelFeed(store, queue, forget)
+            self.informers.append(
+                Informer(client, RELEASE_CHANNELS, Scope(), channel_feed, shared=shared)
+            )
         for scope in scopes_for(namespaces):
             clusters = ClusterFeed(store, queue, forget)
             self.informers.append(Informer(client, AIDBOX_CLUSTERS, scope, clusters, shared=shared))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aidbox_operator.metrics import ClusterFacts
+
 
 @dataclass
 class PassResult:
@@ -19,6 +21,8 @@ class PassResult:
     # The API server refused a child: retry with backoff, not at once.
     refused: bool = False
     phase: str = ""
+    # What the per-cluster metrics show, from the status this pass computed (None: none).
+    facts: ClusterFacts | None = None
     # Look again after this many seconds even without a watch event (nothing announces that
     # a foreign object went away or that a fighting writer stopped).
     retry_after: float | None = None

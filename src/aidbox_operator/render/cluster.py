@@ -7,8 +7,9 @@ from typing import Any
 
 from aidbox_operator.model import AidboxCluster
 from aidbox_operator.model.constants import APPLIED_HASH_ANNOTATION
-from aidbox_operator.render.deployment import build_deployment
+from aidbox_operator.render.deployment import PodImage, build_deployment
 from aidbox_operator.render.disruption import build_disruption_budget, wants_disruption_budget
+from aidbox_operator.render.exposure import build_http_route, build_ingress
 from aidbox_operator.render.hashing import stable_hash
 from aidbox_operator.render.service import (
     build_service,
@@ -27,6 +28,15 @@ class RenderContext:
     generated_keys: tuple[str, ...] = ()
     # Replicas the Deployment runs when an autoscaler owns them (manageReplicas: false).
     observed_replicas: int | None = None
+    # The image the pods run: the digest a moving tag is pinned to (None: spec.image).
+    image: str | None = None
+    # The release that image runs, for the pods' version label (None: spec.image's tag).
+    version: str | None = None
+    # A release change under spec.upgrade.strategy Recreate: stop every old pod first.
+    recreate: bool = False
+    # Keys of the user's ConfigMaps/Secrets the pods' envFrom names: a variable set there
+    # replaces an operator default (JAVA_OPTS, BOX_INSTANCE_NAME), as env would hide it.
+    user_keys: frozenset[str] = frozenset()
 
 
 def effective_replicas(cluster: AidboxCluster, observed_replicas: int | None) -> int:
@@ -42,14 +52,34 @@ def render_cluster(
 ) -> list[dict[str, Any]]:
     context = context or RenderContext()
     manifests = [
-        build_deployment(cluster, context.config_hash, context.generated_keys),
+        build_deployment(
+            cluster,
+            context.config_hash,
+            context.generated_keys,
+            PodImage(context.image or cluster.spec.image, context.version, context.recreate),
+            context.user_keys,
+        ),
         build_service(cluster),
     ]
     if wants_disruption_budget(cluster, effective_replicas(cluster, context.observed_replicas)):
         manifests.append(build_disruption_budget(cluster))
     if wants_service_monitor(cluster):
         manifests.append(build_service_monitor(cluster))
+    if cluster.spec.ingress is not None:
+        manifests.append(build_ingress(cluster))
+    if cluster.spec.http_route is not None:
+        manifests.append(build_http_route(cluster))
     return [stamp_applied_hash(m) for m in manifests]
+
+
+def with_annotation(manifest: dict[str, Any], key: str, value: str) -> dict[str, Any]:
+    """A copy of a rendered manifest with one more annotation, its applied hash recomputed."""
+    copy = {**manifest, "metadata": {**manifest["metadata"]}}
+    annotations = dict(copy["metadata"].get("annotations") or {})
+    annotations.pop(APPLIED_HASH_ANNOTATION, None)
+    annotations[key] = value
+    copy["metadata"]["annotations"] = annotations
+    return stamp_applied_hash(copy)
 
 
 def stamp_applied_hash(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -22,5 +22,8 @@ def build_disruption_budget(cluster: AidboxCluster) -> dict[str, Any]:
         "spec": {
             "maxUnavailable": cluster.spec.pod_disruption_budget.max_unavailable,
             "selector": {"matchLabels": selector_labels(cluster)},
+            "unhealthyPodEvictionPolicy": (
+                cluster.spec.pod_disruption_budget.unhealthy_pod_eviction_policy
+            ),
         },
     }

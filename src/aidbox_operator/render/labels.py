@@ -32,7 +32,10 @@ def common_labels(cluster: AidboxCluster) -> dict[str, str]:
     }
 
 
-def object_meta(cluster: AidboxCluster, name: str) -> dict[str, Any]:
+def object_meta(
+    cluster: AidboxCluster, name: str, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`annotations`: the user's for this object (the spec's service.annotations, say)."""
     meta: dict[str, Any] = {
         "name": name,
         "namespace": cluster.namespace,
@@ -40,6 +43,8 @@ def object_meta(cluster: AidboxCluster, name: str) -> dict[str, Any]:
     }
     if cluster.metadata.uid:
         meta["ownerReferences"] = [owner_reference(cluster)]
+    if annotations:
+        meta["annotations"] = dict(annotations)
     return meta
 
 

@@ -26,25 +26,34 @@ PREVIEW_HEADER = f"""\
 #     the referenced ConfigMap/Secret data changes (the applied-hash annotation covers it);
 #   {KEY_PLACEHOLDER}: the shared JWT keys Secret, created once with generated keys and fed to
 #     the pods, unless the referenced Secret/ConfigMap or spec.env sets the keys itself.
+# A variable the operator derives (BOX_WEB_BASE_URL, JAVA_OPTS, BOX_INSTANCE_NAME, the keys)
+# is left out when a ConfigMap/Secret the pods take their environment from sets it: this
+# preview reads those found in the same input and counts any other as setting none.
 """
 
 
-def preview_keys(cluster: AidboxCluster) -> tuple[str, ...]:
+def preview_keys(
+    cluster: AidboxCluster, user_keys: frozenset[str] = frozenset()
+) -> tuple[str, ...]:
     """The generated keys the pods get when the user's configuration sets none."""
     if not cluster.spec.auth_keys.generate:
         return ()
-    own = {e.name for e in cluster.spec.env}
+    own = {e.name for e in cluster.spec.env} | user_keys
     keys = tuple(k for k in AUTH_KEYS if k not in own)
     if is_multibox(parse_image_version(cluster.spec.image).repository):
         keys += (CLUSTER_SECRET_KEY,) if CLUSTER_SECRET_KEY not in own else ()
     return keys
 
 
-def render_preview(cluster: AidboxCluster) -> list[dict[str, Any]]:
+def render_preview(
+    cluster: AidboxCluster, user_keys: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """`user_keys`: the keys of the envFrom sources known to the caller."""
     meta = cluster.metadata.model_copy(update={"uid": UID_PLACEHOLDER})
     cluster = cluster.model_copy(update={"metadata": meta})
-    keys = preview_keys(cluster)
-    manifests = render_cluster(cluster, RenderContext(CONFIG_HASH_PLACEHOLDER, keys))
+    keys = preview_keys(cluster, user_keys)
+    context = RenderContext(CONFIG_HASH_PLACEHOLDER, keys, user_keys=user_keys)
+    manifests = render_cluster(cluster, context)
     if keys:
         secret = build_keys_secret(cluster, {})
         del secret["data"]

@@ -10,9 +10,7 @@ from aidbox_operator.render.labels import common_labels, object_meta, selector_l
 
 def build_service(cluster: AidboxCluster) -> dict[str, Any]:
     spec = cluster.spec.service
-    meta = object_meta(cluster, cluster.name)
-    if spec.annotations:
-        meta["annotations"] = dict(spec.annotations)
+    meta = object_meta(cluster, cluster.name, spec.annotations)
     ports = [{"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}]
     if cluster.spec.metrics.enabled:
         port = cluster.spec.metrics.port

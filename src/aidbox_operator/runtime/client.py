@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import struct
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -189,11 +190,16 @@ class KubeClient:
             verb="create",
         )
 
-    async def delete(self, kind: ResourceKind, namespace: str, name: str) -> None:
+    async def delete(
+        self, kind: ResourceKind, namespace: str, name: str, uid: str | None = None
+    ) -> None:
+        """Delete; with `uid`, only that very object (an object of that name made since is
+        another one, and is left alone: 409, taken as done)."""
+        body = {"preconditions": {"uid": uid}} if uid else None
         try:
-            await self.request("DELETE", kind.path(namespace, name), verb="delete")
+            await self.request("DELETE", kind.path(namespace, name), body=body, verb="delete")
         except ApiError as err:
-            if not err.not_found:
+            if not (err.not_found or (uid and err.conflict)):
                 raise
 
     async def patch_status(
@@ -251,14 +257,26 @@ class KubeClient:
             async for chunk in response.content.iter_any():
                 API_RECEIVED_BYTES.inc(len(chunk))
                 pending += chunk
-                # Events are newline-delimited JSON; a large one can span many chunks.
-                start = 0
-                while (end := pending.find(b"\n", start)) >= 0:
-                    line = bytes(pending[start:end])
-                    start = end + 1
-                    if line.strip():
-                        yield json.loads(line)
-                del pending[:start]
+                lines = _complete_lines(pending)
+                # Nothing of the last event stays referenced here while the watch waits for
+                # the next one (for minutes, in every one of the process's watches).
+                del chunk
+                while lines:
+                    yield json.loads(lines.popleft())
+
+
+def _complete_lines(pending: bytearray) -> deque[bytes]:
+    """The events complete in `pending`, removed from it: newline-delimited JSON, and a large
+    event can span many chunks."""
+    lines: deque[bytes] = deque()
+    start = 0
+    while (end := pending.find(b"\n", start)) >= 0:
+        line = bytes(pending[start:end])
+        start = end + 1
+        if line.strip():
+            lines.append(line)
+    del pending[:start]
+    return lines
 
 
 def _seconds(header: str | None) -> float | None:

@@ -8,6 +8,10 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
+# Fields whose values are quantities: a container's resources, an emptyDir's sizeLimit (user
+# volumes are passed through as written, e.g. `sizeLimit: 1024Mi`, stored as `1Gi`).
+QUANTITY_FIELDS = frozenset({"resources", "sizeLimit"})
+
 
 def _same_quantity(desired: Any, observed: Any) -> bool:
     # The API server normalizes quantities ("1000m" is stored as "1").
@@ -26,7 +30,7 @@ def is_subset(desired: Any, observed: Any, *, quantities: bool = False) -> bool:
     """True when every field of `desired` has the same value in `observed`.
 
     Fields that only `observed` has (server defaults, status, other managers' fields) are
-    ignored. Inside `resources`, quantities compare by value.
+    ignored. Inside QUANTITY_FIELDS, quantities compare by value.
     """
     if isinstance(desired, dict):
         if not isinstance(observed, dict):
@@ -36,7 +40,8 @@ def is_subset(desired: Any, observed: Any, *, quantities: bool = False) -> bool:
                 if _empty(value):
                     continue
                 return False
-            if not is_subset(value, observed[key], quantities=quantities or key == "resources"):
+            quantity = quantities or key in QUANTITY_FIELDS
+            if not is_subset(value, observed[key], quantities=quantity):
                 return False
         return True
     if isinstance(desired, list):

@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 1024
 
 
+CLUSTER_SCOPED_EVENTS_NAMESPACE = "default"
+
+
 class EventRecorder:
     """Posts Events in the background: a reconcile does not wait for them."""
 
@@ -46,15 +49,17 @@ class EventRecorder:
         self, subject: dict[str, Any], type_: str, reason: str, message: str, now: str
     ) -> None:
         meta = subject["metadata"]
+        # A cluster-scoped subject's Events go to "default", as kubectl looks for them there.
+        namespace = meta.get("namespace") or CLUSTER_SCOPED_EVENTS_NAMESPACE
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
             "involvedObject": {
                 "apiVersion": subject["apiVersion"],
                 "kind": subject["kind"],
                 "name": meta["name"],
-                "namespace": meta["namespace"],
+                "namespace": meta.get("namespace", ""),
                 "uid": meta.get("uid"),
             },
             "type": type_,
@@ -72,12 +77,12 @@ class EventRecorder:
             "%s: %s",
             reason,
             message,
-            extra={"namespace": meta["namespace"], self._log_key: meta["name"]},
+            extra={"namespace": meta.get("namespace", ""), self._log_key: meta["name"]},
         )
         try:
             async with self._slots:
                 await self._client.request(
-                    "POST", EVENTS.path(meta["namespace"]), body=event, verb="create"
+                    "POST", EVENTS.path(namespace), body=event, verb="create"
                 )
         except (ApiError, OSError, TimeoutError, NotLeaderError) as err:
             # An Event is a courtesy: failing to post one must not fail the reconcile. In a

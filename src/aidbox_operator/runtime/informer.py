@@ -259,6 +259,7 @@ class Informer:
                 read_timeout=READ_TIMEOUT,
             ):
                 version = self._on_watch_event(event, version)
+                del event  # not kept alive until the next event, maybe minutes away
         except ApiError as err:
             if err.status == 410:
                 raise Gone from err

@@ -42,3 +42,5 @@ CRDS = ResourceKind(
     "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False
 )
 SERVICE_MONITORS = ResourceKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
+INGRESSES = ResourceKind("networking.k8s.io/v1", "Ingress", "ingresses")
+HTTP_ROUTES = ResourceKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")

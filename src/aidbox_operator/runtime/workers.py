@@ -147,5 +147,7 @@ class Workers(Generic[K]):
 
     def _retry(self, key: K, err: BaseException, extra: dict[str, str]) -> None:
         delay = self.backoff(key)
-        log.warning("reconcile failed (%s); retrying in %.1fs", err, delay, extra=extra)
+        # A timeout's text is empty: the type says what failed.
+        what = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        log.warning("reconcile failed (%s); retrying in %.1fs", what, delay, extra=extra)
         self.queue.add_after(key, delay)

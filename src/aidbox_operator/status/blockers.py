@@ -6,6 +6,8 @@ Three kinds, because GitOps tools must tell them apart (kstatus conventions):
   key pair). Stalled=True; the verdict is final for the generation, so observedGeneration moves on.
 - `held`: waiting for something outside the spec (a missing ConfigMap). Reconciling=True;
   observedGeneration stays where it was.
+  A refusal that the user can lift without a new generation (an annotation, such as the one that
+  allows a downgrade) is not final: observedGeneration stays, so no tool reads it as settled.
 - `paused`: a person asked the operator to hold every change. Reconciling=True while a change is
   pending; not Degraded.
 """
@@ -31,6 +33,8 @@ class Blocker:
     reason: str
     message: str
     kind: BlockerKind
+    # A refusal that stands for this generation whatever else changes (see the module's note).
+    final: bool = True
 
     @property
     def stalls(self) -> bool:
@@ -60,15 +64,32 @@ def version_blocker(cluster: AidboxCluster, replicas: int) -> Blocker | None:
     return None
 
 
+def _spellings(*words: str) -> frozenset[str]:
+    return frozenset(v for w in words for v in (w, w.capitalize(), w.upper()))
+
+
+# How people write yes and no in an annotation (YAML 1.1 and kubectl habits). Exact values:
+# the Argo CD health script, which has no string library, lists the same ones.
+NOT_PAUSED = _spellings("", "0", "false", "no", "n", "off")
+PAUSED = _spellings("1", "true", "yes", "y", "on")
+
+
 def pause_blocker(cluster: AidboxCluster) -> Blocker | None:
-    if cluster.metadata.annotations.get(PAUSED_ANNOTATION) != "true":
+    """Paused for any spelling of yes. A value that is neither yes nor no pauses too, saying
+    so: someone meant something by it, and not touching the pods is the safe reading."""
+    value = cluster.metadata.annotations.get(PAUSED_ANNOTATION)
+    if value is None or value in NOT_PAUSED:
         return None
-    return Blocker(
-        "Paused",
+    message = (
         f"reconciliation is paused by the {PAUSED_ANNOTATION} annotation: no change is applied "
-        "or repaired until it is removed; status is still reported",
-        "paused",
+        "or repaired until it is removed; status is still reported"
     )
+    if value not in PAUSED:
+        message = (
+            f'{PAUSED_ANNOTATION}="{value[:64]}" is neither true nor false (also accepted: '
+            f"yes/no, on/off, 1/0), so it is read as true: {message}"
+        )
+    return Blocker("Paused", message, "paused")
 
 
 def missing_blocker(namespace: str, missing: list[str]) -> Blocker | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aidbox_operator.model import ClusterStatus, Condition, parse_image_version
+from aidbox_operator.model import ClusterStatus
+from aidbox_operator.model.constants import RESTARTED_AT_ANNOTATION
 from aidbox_operator.model.status import (
     DEGRADED,
     PROGRESSING,
@@ -19,9 +20,18 @@ from aidbox_operator.model.status import (
     STALLED,
     Phase,
     merge_conditions,
+    new_conditions,
 )
 from aidbox_operator.status.observation import Observation, Rollout
 from aidbox_operator.status.pods import FAILING_REASONS, PodSummary
+from aidbox_operator.status.upgrade import (
+    compute_upgrade,
+    pod_annotation,
+    record_version,
+    release_name,
+    template_image,
+    upgrade_failure,
+)
 
 Conditions = dict[str, tuple[bool, str, str]]  # type -> (status, reason, message)
 
@@ -60,21 +70,37 @@ def _blocked(obs: Observation, rollout: Rollout) -> tuple[Conditions, Phase]:
     return conds, "Paused"
 
 
+def _single_node(obs: Observation, rollout: Rollout) -> str:
+    """The node every ready pod runs on, judged only on a settled view: each desired pod live
+    and ready, none terminating, and the pods agreeing with the Deployment's own count. Between
+    a pod's replacement and the next watch event the view is not settled, and a Warning then
+    would describe a state that never lasted."""
+    if any(p.terminating for p in obs.pods) or not all(p.ready for p in obs.pods):
+        return ""
+    nodes = {p.node for p in obs.pods}
+    count = len(obs.pods)
+    settled = count == obs.desired_replicas == rollout.ready and rollout.complete
+    return next(iter(nodes)) if settled and count >= 2 and len(nodes) == 1 else ""
+
+
 def _degraded(obs: Observation, rollout: Rollout, stuck_text: str) -> tuple[bool, str, str]:
-    problems = sorted((p for p in obs.pods if p.reason in FAILING_REASONS), key=lambda p: p.name)
+    # A terminating pod's last state (an old release's exit, a failed one going away) is over.
+    problems = sorted(
+        (p for p in obs.pods if p.reason in FAILING_REASONS and not p.terminating),
+        key=lambda p: p.name,
+    )
     desired = obs.desired_replicas
-    ready_nodes = {p.node for p in obs.pods if p.ready and not p.terminating}
     if rollout.stuck:
         return True, "RolloutStuck", stuck_text
     if problems:
         return True, problems[0].reason, _describe(problems)
     if rollout.complete and rollout.ready < desired:
         return True, "ReplicasNotReady", f"{rollout.ready}/{desired} pods ready"
-    if rollout.complete and desired >= 2 and rollout.ready >= 2 and len(ready_nodes) == 1:
+    if node := _single_node(obs, rollout):
         return (
             True,
             "SingleNode",
-            f"all {rollout.ready} ready pods run on node {next(iter(ready_nodes))}: "
+            f"all {rollout.ready} ready pods run on node {node}: "
             "one node failure stops the cluster",
         )
     if obs.problems:
@@ -95,10 +121,15 @@ def _running(obs: Observation, rollout: Rollout) -> tuple[Conditions, Phase]:
     if rollout.stuck:
         not_ready = [p for p in obs.pods if not p.ready and not p.terminating]
         failing = [p for p in not_ready if p.reason in FAILING_REASONS] or not_ready
-        detail = _describe(failing) or "new pods do not become ready"
+        detail = _describe(failing) or _refused(rollout) or "new pods do not become ready"
         stuck_text = f"rollout stuck ({rollout_text}): {detail}; old pods keep serving"
         conds[PROGRESSING] = (False, "ProgressDeadlineExceeded", stuck_text)
         conds[STALLED] = (True, "RolloutStuck", stuck_text)
+    elif not rollout.complete and rollout.refused:
+        # Not final: quota may be freed by others; the Deployment's progress deadline is.
+        text = f"{rollout_text}; {_refused(rollout)}"
+        conds[PROGRESSING] = (True, "PodsRefused", text)
+        conds[RECONCILING] = (True, "PodsRefused", text)
     elif not rollout.complete:
         conds[PROGRESSING] = (True, "RollingOut", rollout_text)
         conds[RECONCILING] = (True, "RollingOut", rollout_text)
@@ -108,6 +139,12 @@ def _running(obs: Observation, rollout: Rollout) -> tuple[Conditions, Phase]:
     if conds[DEGRADED][0]:
         return conds, "Degraded"
     return conds, "Ready" if conds[READY][0] else "Progressing"
+
+
+def _refused(rollout: Rollout) -> str:
+    if not rollout.refused:
+        return ""
+    return f"the API server refuses new pods: {rollout.refused}"
 
 
 def _conditions(obs: Observation, rollout: Rollout) -> tuple[Conditions, Phase]:
@@ -129,14 +166,27 @@ def _conditions(obs: Observation, rollout: Rollout) -> tuple[Conditions, Phase]:
         conds[RECONCILING] = (not stopped, "ScaledToZero" if stopped else "ScalingDown", "")
         return conds, "Stopped" if stopped else "Progressing"
     conds, phase = _running(obs, rollout)
+    if obs.queued:
+        # Not a failure and nothing the user must do: the pods run the applied spec.
+        conds[PROGRESSING] = (True, *obs.queued)
     if blocker is not None:  # paused with nothing pending: report the pods, say it is paused
         conds[PROGRESSING] = (False, blocker.reason, blocker.message)
     return conds, phase
 
 
+def _upgrade_failed(conds: Conditions, text: str) -> tuple[Conditions, Phase]:
+    """A new release that does not start is final for this generation (kstatus: Failed) until
+    the user fixes forward or goes back; the Deployment keeps the old pods serving."""
+    for type_ in (READY, PROGRESSING, DEGRADED, STALLED):
+        conds[type_] = (type_ in (DEGRADED, STALLED), "UpgradeFailed", text)
+    conds[RECONCILING] = (False, "UpgradeFailed", "")
+    return conds, "Degraded"
+
+
 def observed_generation(obs: Observation, previous: ClusterStatus) -> int | None:
     blocker = obs.blocker
-    if blocker is not None and blocker.kind != "refused" and obs.pending:
+    settled = blocker is not None and blocker.kind == "refused" and blocker.final
+    if blocker is not None and not settled and obs.pending:
         return previous.observed_generation
     return obs.generation
 
@@ -144,19 +194,13 @@ def observed_generation(obs: Observation, previous: ClusterStatus) -> int | None
 def compute_status(obs: Observation, previous: ClusterStatus, now: str) -> ClusterStatus:
     rollout = Rollout.of(obs.deployment, obs.desired_replicas)
     conds, phase = _conditions(obs, rollout)
-    g = obs.generation
-    computed = [
-        Condition(
-            type=type_,
-            status="True" if state else "False",
-            reason=reason,
-            message=message,
-            last_transition_time="",
-            observed_generation=g,
-        )
-        for type_, (state, reason, message) in _ordered(conds)
-    ]
-    image = _template_image(obs.deployment)
+    image = template_image(obs.deployment)
+    record = record_version(previous.version_record, obs, now)
+    upgrade = compute_upgrade(previous, obs, rollout, image, now)
+    failure = upgrade and upgrade_failure(upgrade, obs, rollout, record)
+    if failure and (obs.blocker is None or not obs.pending):
+        conds, phase = _upgrade_failed(conds, failure)
+    computed = new_conditions(_ordered(conds), obs.generation)
     return ClusterStatus(
         observed_generation=observed_generation(obs, previous),
         phase=phase,
@@ -166,9 +210,19 @@ def compute_status(obs: Observation, previous: ClusterStatus, now: str) -> Clust
         ready=f"{rollout.ready}/{obs.desired_replicas}",
         selector=obs.selector,
         image=image,
-        version=parse_image_version(image).display if image else "",
+        version=release_name(image, obs.pinned),
         missing_references=list(obs.missing),
         running_versions=dict(obs.versions),
+        version_record=record,
+        template_generation=(
+            obs.template_generation
+            if obs.template_generation is not None
+            else previous.template_generation
+        ),
+        pinned_image=obs.pinned,
+        upgrade=upgrade,
+        restarted_at=pod_annotation(obs.deployment, RESTARTED_AT_ANNOTATION),
+        url=(obs.url if obs.url is not None else previous.url) or None,
         conditions=merge_conditions(previous.conditions, computed, now),
     )
 
@@ -176,10 +230,3 @@ def compute_status(obs: Observation, previous: ClusterStatus, now: str) -> Clust
 def _ordered(conds: Conditions) -> Iterable[tuple[str, tuple[bool, str, str]]]:
     for type_ in (READY, PROGRESSING, DEGRADED, RECONCILING, STALLED):
         yield type_, conds[type_]
-
-
-def _template_image(deployment: object) -> str:
-    if not isinstance(deployment, dict):
-        return ""
-    containers = deployment["spec"]["template"]["spec"].get("containers") or [{}]
-    return str(containers[0].get("image", ""))

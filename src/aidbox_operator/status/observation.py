@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from aidbox_operator.model.status import PinnedImage
 from aidbox_operator.status.blockers import Blocker
 from aidbox_operator.status.pods import PodSummary
 
@@ -26,6 +27,17 @@ class Observation:
     pending: bool = False
     # Aidbox version -> ready pods reporting it on /health (empty when not read).
     versions: tuple[tuple[str, int], ...] = ()
+    # The digest a moving tag in spec.image is pinned to (None: spec.image is used as written).
+    pinned: PinnedImage | None = None
+    # (reason, message) when a change the pods would take waits its turn: a pod-template change
+    # nobody asked for waiting for a rollout slot (RolloutQueued), or a channel's new release
+    # waiting for the cluster's wave (WaveQueued, ChannelHalted). None when nothing waits.
+    queued: tuple[str, str] | None = None
+    # The generation this pass applied the Deployment for (None: it did not).
+    template_generation: int | None = None
+    # The URL the applied Ingress/HTTPRoute serves ("" none; None: not known on this pass,
+    # which applied nothing, so the last one reported stands).
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,9 @@ class Rollout:
     updated: int
     complete: bool
     stuck: bool
+    # Why the API server refuses the Deployment's new pods (its ReplicaFailure condition: a
+    # ResourceQuota, a LimitRange, an admission webhook), "" when it does not.
+    refused: str = ""
 
     @classmethod
     def of(cls, deployment: dict[str, Any] | None, desired: int) -> Rollout:
@@ -58,4 +73,9 @@ class Rollout:
         stuck = progressing.get("status") == "False" and (
             progressing.get("reason") == "ProgressDeadlineExceeded"
         )
-        return cls(replicas, int(status.get("readyReplicas", 0)), updated, complete, stuck)
+        failure: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "ReplicaFailure"), {}
+        )
+        refused = str(failure.get("message") or "") if failure.get("status") == "True" else ""
+        ready = int(status.get("readyReplicas", 0))
+        return cls(replicas, ready, updated, complete, stuck, refused)

@@ -1,0 +1,48 @@
+"""Builds, at the lowest CPU priority, the tools that the later suites of a full run need (the
+registry, kubelet and kube-proxy, helm, promtool, the verdict helpers), while the first suites
+run. Those mostly wait on timers and the cluster, so the builds take cores that would sit idle,
+and each later test finds its binary built instead of building it then.
+
+Started by conftest.py for `make test` (AIDBOX_PREBUILD=1). Every build holds the same lock the
+test's own build takes, so a test that needs a binary before it is ready waits for it (or builds
+it itself when this process failed); a failure here fails no test by itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import tools  # tests/ is not a package: found through the path above
+from aidbox_sandbox import build
+
+# The order the suites need them in: integration (verdict helpers, the registry), realnode
+# (kubelet, kube-proxy), unit (helm, promtool).
+STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
+    ("kstatus", tools.kstatus),
+    ("argocd-health", tools.argocd_health),
+    ("registry", build.ensure_registry_binary),
+    ("kubelet, kube-proxy", build.ensure_node_binaries),
+    ("helm", tools.helm),
+    ("promtool", tools.promtool),
+)
+
+
+def main() -> int:
+    for name, step in STEPS:
+        started = time.monotonic()
+        try:
+            step()
+        except Exception as exc:  # the test that needs it builds it again and fails loudly
+            print(f"prebuild {name}: failed: {exc}", flush=True)
+            continue
+        print(f"prebuild {name}: ready after {time.monotonic() - started:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
