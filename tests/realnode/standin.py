@@ -12,6 +12,7 @@ from aidbox_sandbox.nodeconfig import REAL_NODE_LABEL
 from helpers import wait_for
 
 OLD, NEW = "2510.1", "2510.2"
+NO_DATABASE = {"name": "STANDIN_DATABASE", "value": "none"}
 SELECTOR = "app.kubernetes.io/instance={name}"
 
 
@@ -30,8 +31,12 @@ def standin_spec(replicas: int = 3, **overrides: Any) -> dict[str, Any]:
         # The stand-in is a small Go server, not a JVM: the default requests (cpu 500m each)
         # would not fit a rollout's pods on two nodes sharing this machine's two cores.
         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+        # Like Aidbox the stand-in needs its database; these tests are about other things.
+        "env": [NO_DATABASE],
     }
+    env = [*spec["env"], *overrides.pop("env", [])]
     spec.update(overrides)
+    spec["env"] = env
     return spec
 
 

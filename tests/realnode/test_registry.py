@@ -71,7 +71,10 @@ def _pod(name: str, image: str, **env: str) -> dict[str, Any]:
                     "name": "aidbox",
                     "image": image,
                     "imagePullPolicy": "Always",
-                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "env": [
+                        {"name": k, "value": v}
+                        for k, v in {"STANDIN_DATABASE": "none", **env}.items()
+                    ],
                 }
             ],
         },

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from aidbox_operator.status.database import database_problem
 from aidbox_sandbox import images
 from helpers import wait_for
 from operator_process import free_port
@@ -39,6 +40,7 @@ class Standin:
             "PATH": os.environ.get("PATH", ""),
             "BOX_WEB_PORT": str(self.port),
             "BOX_METRICS_PORT": str(self.metrics_port),
+            "STANDIN_DATABASE": "none",
             **env,
         }
         self.proc = subprocess.Popen(
@@ -153,3 +155,31 @@ def test_release_binary_fails_whatever_the_environment(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert message_file.read_text() == "migration failed: it's broken"
     assert b"aidbox stand-in 2510.3 starting" in done.stderr
+
+
+def test_without_a_database_it_does_not_start(run: Any, tmp_path: Path) -> None:
+    message_file = tmp_path / "termination-log"
+    box = run(STANDIN_DATABASE="", STANDIN_TERMINATION_LOG=str(message_file))
+    assert box.proc.wait(timeout=10) == 1
+    assert message_file.read_text().startswith("no database configured: set BOX_DB_HOST")
+
+
+def test_a_database_that_refuses_connections_fails_the_start_in_the_drivers_words(
+    run: Any, tmp_path: Path
+) -> None:
+    message_file = tmp_path / "termination-log"
+    port = free_port()  # nothing listens there: the connection is refused at once
+    box = run(
+        STANDIN_DATABASE="",
+        BOX_DB_HOST="127.0.0.1",
+        BOX_DB_PORT=str(port),
+        BOX_DB_USER="aidbox",
+        BOX_DB_PASSWORD="x",
+        STANDIN_DB_WAIT_SECONDS="1",
+        STANDIN_TERMINATION_LOG=str(message_file),
+    )
+    assert box.proc.wait(timeout=15) == 1
+    assert not box.accepting()
+    message = message_file.read_text()
+    assert message.startswith(f"org.postgresql.util.PSQLException: Connection to 127.0.0.1:{port}")
+    assert database_problem(message) == ("DatabaseUnreachable", message)

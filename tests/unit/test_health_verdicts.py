@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from aidbox_operator.model import ClusterStatus
+from aidbox_operator.status import Observation, PodSummary, compute_status
 from health_verdicts import (
     EXPECTED,
     LUA_SCRIPT,
@@ -348,6 +350,52 @@ def channel_not_handled() -> dict[str, Any]:
     )
 
 
+def _database(reason: str, line: str) -> dict[str, Any]:
+    """The conditions the operator computes when both pods stopped because of their database."""
+    pods = tuple(
+        PodSummary(
+            name,
+            name,
+            "Running",
+            False,
+            "h",
+            "CrashLoopBackOff",
+            False,
+            last_exit=line,
+            database=reason,
+        )
+        for name in ("aidbox-a", "aidbox-b")
+    )
+    deployment = {
+        "metadata": {"generation": 1},
+        "spec": {"template": {"spec": {"containers": [{"image": "aidboxone:2510"}]}}},
+        "status": {"replicas": 2, "updatedReplicas": 2, "observedGeneration": 1},
+    }
+    obs = Observation(
+        generation=3, desired_replicas=2, selector="s", deployment=deployment, pods=pods
+    )
+    builder = ClusterBuilder()
+    for c in compute_status(obs, ClusterStatus(), STAMP).conditions:
+        builder.condition(c.type, c.status, c.reason, c.message)
+    assert builder.conditions["Stalled"][:2] == ("True", reason)
+    return builder.build()
+
+
+def database_unreachable() -> dict[str, Any]:
+    return _database(
+        "DatabaseUnreachable",
+        "org.postgresql.util.PSQLException: Connection to 10.96.0.99:5432 refused. Check that "
+        "the hostname and port are correct",
+    )
+
+
+def database_refused() -> dict[str, Any]:
+    return _database(
+        "DatabaseRefused",
+        'org.postgresql.util.PSQLException: FATAL: password authentication failed for user "a"',
+    )
+
+
 BUILDERS = {
     "new": new,
     "ready": ready,
@@ -368,6 +416,8 @@ BUILDERS = {
     "behind a halted channel": channel_halted,
     "on a channel no operator handles": channel_not_handled,
     "route or monitor kind not installed": kind_not_installed,
+    "database unreachable": database_unreachable,
+    "database refuses the credentials": database_refused,
 }
 
 # kstatus reads only observedGeneration and the Reconciling/Stalled/Ready conditions: an object

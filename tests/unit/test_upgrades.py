@@ -156,6 +156,26 @@ async def test_a_failed_upgrade_is_held_explained_and_not_recorded() -> None:
     assert h.condition("Stalled")["reason"] != "DowngradeRefused"
 
 
+async def test_new_pods_stopped_by_their_database_are_no_failed_upgrade() -> None:
+    """The database, not the release, stopped them: said as such and nothing held for good
+    (the same release starts once the database answers)."""
+    h = Harness()
+    _cluster(h, "2510.1")
+    await _converge(h)
+    h.update_spec(image=f"{REPO}:2510.3")
+    await h.reconcile()
+    refused = (
+        'org.postgresql.util.PSQLException: FATAL: password authentication failed for user "a"'
+    )
+    h.pod("aidbox-2", ready=False, restarts=2, exit_message=refused)
+    h.deployment_status(replicas=3, readyReplicas=2, updatedReplicas=1, availableReplicas=2)
+    await h.reconcile()
+    assert h.condition("Degraded")["reason"] == "DatabaseRefused"
+    assert "password authentication failed" in h.condition("Degraded")["message"]
+    assert h.condition("Stalled")["status"] == "False"  # the old pods still serve
+    assert not _warnings(h, "UpgradeFailed")
+
+
 async def test_recreate_stops_old_pods_first_for_a_release_change_only() -> None:
     h = Harness()
     _cluster(h, "2510.1", upgrade={"strategy": "Recreate"})

@@ -48,8 +48,10 @@ def standin_image(tag: str) -> str:
 def _sources() -> dict[str, bytes]:
     root = resources.files("aidbox_sandbox").joinpath("standin")
     files = {"go.mod": root.joinpath("go.mod").read_bytes()}
-    for package in ("aidbox", "pause"):
-        files[f"{package}/main.go"] = root.joinpath(package, "main.go").read_bytes()
+    for package in ("aidbox", "pause", "pgstart"):
+        for source in root.joinpath(package).iterdir():
+            if source.name.endswith(".go"):
+                files[f"{package}/{source.name}"] = source.read_bytes()
     return files
 
 
@@ -99,7 +101,7 @@ def _sources_digest(*extra: str) -> str:
 def build_binaries(progress: build.Progress = print) -> Path:
     """Build the stand-in and pause (static, CGO off) into the cache; return their folder."""
     out = build.cache_root() / "standin" / _sources_digest()
-    return _go_build(out, ("./aidbox", "./pause"), "-s -w", progress)
+    return _go_build(out, ("./aidbox", "./pause", "./pgstart"), "-s -w", progress)
 
 
 def _ldflag_value(name: str, value: str) -> str:
@@ -125,7 +127,7 @@ def build_release_binary(
 # ---------------------------------------------------------------- OCI layout
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes | None, mode: int) -> None:
+def add_entry(tar: tarfile.TarFile, name: str, data: bytes | None, mode: int) -> None:
     info = tarfile.TarInfo(name)
     info.mode = mode
     info.mtime = 0
@@ -142,11 +144,11 @@ def _layer(binary: Path, target: str) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for folder in ("etc", "tmp", "usr", "usr/local", "usr/local/bin"):
-            _add(tar, folder, None, 0o1777 if folder == "tmp" else 0o755)
+            add_entry(tar, folder, None, 0o1777 if folder == "tmp" else 0o755)
         passwd = f"root:x:0:0::/:/nonexistent\naidbox:x:{STANDIN_UID}:{STANDIN_UID}::/tmp:/no\n"
-        _add(tar, "etc/passwd", passwd.encode(), 0o644)
-        _add(tar, "etc/group", f"root:x:0:\naidbox:x:{STANDIN_UID}:\n".encode(), 0o644)
-        _add(tar, target.lstrip("/"), binary.read_bytes(), 0o755)
+        add_entry(tar, "etc/passwd", passwd.encode(), 0o644)
+        add_entry(tar, "etc/group", f"root:x:0:\naidbox:x:{STANDIN_UID}:\n".encode(), 0o644)
+        add_entry(tar, target.lstrip("/"), binary.read_bytes(), 0o755)
     return buf.getvalue()
 
 
@@ -225,12 +227,12 @@ def write_oci_archive(path: Path, layer: bytes, images: list[ImageSpec]) -> Path
     index["manifests"] = manifests
     tmp = path.with_suffix(".tmp")
     with tarfile.open(tmp, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add(tar, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}', 0o644)
-        _add(tar, "index.json", json.dumps(index, sort_keys=True).encode(), 0o644)
+        add_entry(tar, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}', 0o644)
+        add_entry(tar, "index.json", json.dumps(index, sort_keys=True).encode(), 0o644)
         for folder in ("blobs", "blobs/sha256"):
-            _add(tar, folder, None, 0o755)
+            add_entry(tar, folder, None, 0o755)
         for digest, data in sorted(blobs.items()):
-            _add(tar, f"blobs/sha256/{digest.split(':', 1)[1]}", data, 0o644)
+            add_entry(tar, f"blobs/sha256/{digest.split(':', 1)[1]}", data, 0o644)
     tmp.rename(path)
     return path
 
@@ -260,7 +262,7 @@ def synthetic_release(version: str) -> OciImage:
     version, same digest."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        _add(tar, "synthetic-release", f"{version}\n".encode(), 0o644)
+        add_entry(tar, "synthetic-release", f"{version}\n".encode(), 0o644)
     return oci_image(buf.getvalue(), _release_spec(version))
 
 

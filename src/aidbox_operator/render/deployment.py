@@ -177,6 +177,9 @@ def build_container(
         "imagePullPolicy": spec.image_pull_policy,
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
         "envFrom": build_env_from(cluster),
+        # Aidbox writes no termination message: its log tail stands in, so status can say why
+        # a pod stopped (status/database.py reads a database failure from it).
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if spec.metrics.enabled:
         container["ports"].append(

@@ -22,6 +22,7 @@ from aidbox_operator.model.status import (
     merge_conditions,
     new_conditions,
 )
+from aidbox_operator.status.database import explain
 from aidbox_operator.status.observation import Observation, Rollout
 from aidbox_operator.status.pods import FAILING_REASONS, PodSummary
 from aidbox_operator.status.upgrade import (
@@ -136,9 +137,29 @@ def _running(obs: Observation, rollout: Rollout) -> tuple[Conditions, Phase]:
     else:
         conds[PROGRESSING] = (False, "RolloutComplete", rollout_text)
     conds[DEGRADED] = _degraded(obs, rollout, stuck_text)
+    _database_conditions(conds, obs)
     if conds[DEGRADED][0]:
         return conds, "Degraded"
     return conds, "Ready" if conds[READY][0] else "Progressing"
+
+
+def _database_conditions(conds: Conditions, obs: Observation) -> None:
+    """Pods that stopped because of their database say so instead of CrashLoopBackOff. With
+    no pod left serving the cluster is down until someone fixes the database or its settings:
+    Stalled (kstatus Failed), which GitOps tools show with this message."""
+    live = [p for p in obs.pods if not p.terminating]
+    failing = sorted((p for p in live if p.database and not p.ready), key=lambda p: p.name)
+    if not failing:
+        return
+    first = failing[0]
+    problem = (first.database, explain(first.database, first.name, first.last_exit))
+    conds[DEGRADED] = (True, *problem)
+    if not any(p.ready for p in live):
+        # Nothing progresses until the database answers: kstatus reads Reconciling first.
+        for type_ in (READY, PROGRESSING):
+            conds[type_] = (False, *problem)
+        conds[STALLED] = (True, *problem)
+        conds[RECONCILING] = (False, problem[0], "")
 
 
 def _refused(rollout: Rollout) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aidbox_operator.model.constants import CONTAINER_NAME
+from aidbox_operator.status.database import database_problem
 
 FAILING_REASONS = frozenset(
     {
@@ -40,6 +41,8 @@ class PodSummary:
     restarts: int = 0
     # Why the container last stopped: its termination message, else reason and exit code.
     last_exit: str = ""
+    # DatabaseUnreachable or DatabaseRefused when that message shows its database stopped it.
+    database: str = ""
 
 
 def _container_reason(status: dict[str, Any]) -> str:
@@ -63,16 +66,19 @@ def _init_failed(status: dict[str, Any]) -> bool:
     return int((state.get("terminated") or {}).get("exitCode") or 0) != 0
 
 
-def _last_exit(status: dict[str, Any]) -> str:
+def _last_exit(status: dict[str, Any]) -> tuple[str, str]:
+    """Why the container last stopped, and the database problem that made it stop if any."""
     state = status.get("state") or {}
     ended = state.get("terminated") or (status.get("lastState") or {}).get("terminated") or {}
     if not ended:
-        return ""
+        return "", ""
     message = str(ended.get("message") or "").strip()
-    if message:
-        # A termination message can be long (up to 4 KiB): status keeps its first line.
-        return message.splitlines()[0][:300]
-    return f"{ended.get('reason') or 'exited'} (exit code {ended.get('exitCode', '?')})"
+    if not message:
+        return f"{ended.get('reason') or 'exited'} (exit code {ended.get('exitCode', '?')})", ""
+    if problem := database_problem(message):
+        return problem[1], problem[0]
+    # A termination message can be long (up to 4 KiB): status keeps its first line.
+    return message.splitlines()[0][:300], ""
 
 
 def summarize_pod(body: dict[str, Any]) -> PodSummary:
@@ -95,6 +101,7 @@ def summarize_pod(body: dict[str, Any]) -> PodSummary:
         reason = str(scheduled.get("reason") or "Unschedulable")
     if not reason and status.get("phase") == "Running" and not ready:
         reason = "NotReady"
+    last_exit, database = _last_exit(main)
     # Kept once for all pods: values from small sets (nodes, phases, reasons, images).
     return PodSummary(
         name=str(meta.get("name", "")),
@@ -108,7 +115,8 @@ def summarize_pod(body: dict[str, Any]) -> PodSummary:
         uid=str(meta.get("uid") or ""),
         image=_shared(spec_containers[0].get("image") or ""),
         restarts=int(main.get("restartCount") or 0),
-        last_exit=_last_exit(main),
+        last_exit=last_exit,
+        database=_shared(database),
     )
 
 

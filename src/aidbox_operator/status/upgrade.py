@@ -177,6 +177,9 @@ def upgrade_failure(
 ) -> str | None:
     """Why the new release does not start, with what the user can do; None while it may."""
     new = [p for p in obs.pods if p.image == upgrade.to_image and not p.terminating]
+    if any(p.database and not p.ready for p in new):
+        # Its database stopped it, not the release: said as a database problem, not final.
+        return None
     failing = [p for p in new if not p.ready and (p.restarts > 0 or p.reason in FAILING_REASONS)]
     if not failing and not (rollout.stuck and not any(p.ready for p in new)):
         return None

@@ -8,7 +8,8 @@
 // Settings of its own (environment): STANDIN_VERSION (else the build-time version),
 // STANDIN_CHANNEL, STANDIN_STARTUP_SECONDS (nothing listens before it has passed),
 // STANDIN_DRAIN_SECONDS (after SIGTERM it keeps accepting for this long, then stops accepting
-// and finishes the requests in flight).
+// and finishes the requests in flight), STANDIN_DB_WAIT_SECONDS (how long it tries its
+// database at start, default 10) and STANDIN_DATABASE=none (no database: see database.go).
 //
 // A release that fails at start, like an Aidbox whose migration failed: STANDIN_FAIL_START
 // (else the build-time failStart, -ldflags "-X 'main.failStart=...'") set to a message makes
@@ -33,6 +34,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -63,6 +65,42 @@ type server struct {
 	requests    atomic.Int64
 	inFlight    atomic.Int64
 	draining    atomic.Bool
+	db          *database
+	dbMu        sync.Mutex
+	dbChecked   time.Time
+	dbErr       error
+}
+
+// databaseCheck pings the database at most once a second however often /health is asked.
+func (s *server) databaseCheck() error {
+	if s.db == nil {
+		return nil
+	}
+	s.dbMu.Lock()
+	defer s.dbMu.Unlock()
+	if time.Since(s.dbChecked) >= time.Second {
+		s.dbErr = s.db.ping(2 * time.Second)
+		s.dbChecked = time.Now()
+	}
+	return s.dbErr
+}
+
+// waitForDatabase tries until the wait is over, as Aidbox's pool does at start, then fails
+// the start with the last error.
+func waitForDatabase(db *database, wait time.Duration) {
+	deadline := time.Now().Add(wait)
+	for {
+		err := db.ping(3 * time.Second)
+		if err == nil {
+			log.Printf("database %s:%s/%s answers", db.host, db.port, db.name)
+			return
+		}
+		log.Printf("ERROR %v", err)
+		if time.Now().After(deadline) {
+			failAtStart(err.Error())
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 func seconds(name string, fallback float64) time.Duration {
@@ -126,8 +164,15 @@ func (s *server) health(w http.ResponseWriter, _ *http.Request) {
 			"status": "pass", "time": now,
 		}}
 	}
+	dbCheck := check("datastore", 0, "ms")
+	status, dbStatus := "pass", "pass"
+	if err := s.databaseCheck(); err != nil {
+		status, dbStatus = "fail", "fail"
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	dbCheck[0]["status"] = dbStatus
 	writeJSON(w, "application/health+json", map[string]any{
-		"status":      "pass",
+		"status":      status,
 		"version":     s.version,
 		"description": "aidbox stand-in",
 		"about": map[string]any{
@@ -139,7 +184,7 @@ func (s *server) health(w http.ResponseWriter, _ *http.Request) {
 		"checks": map[string]any{
 			"uptime":             check("system", time.Since(s.started).Seconds(), "s"),
 			"memory:utilization": check("system", mem.Sys, "bytes"),
-			"db:responseTime":    check("datastore", 0, "ms"),
+			"db:responseTime":    dbCheck,
 		},
 	})
 }
@@ -211,6 +256,14 @@ func main() {
 	if reason := envOr("STANDIN_FAIL_START", failStart); reason != "" {
 		failAtStart(reason)
 	}
+	db, err := databaseFromEnv(os.Getenv)
+	if err != nil {
+		failAtStart(err.Error())
+	}
+	if db != nil {
+		waitForDatabase(db, seconds("STANDIN_DB_WAIT_SECONDS", 10))
+	}
+	s.db = db
 
 	web := http.NewServeMux()
 	web.HandleFunc("/health", s.health)
