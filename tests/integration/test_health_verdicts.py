@@ -337,6 +337,35 @@ def test_upgrade_failed(api_client: Any, namespace: str) -> None:
     assert_verdicts(api_client, "fail", namespace, "ready")
 
 
+# The sandbox's kwok stages crash pods of these releases with the JDBC driver's words as their
+# log tail (sandbox/.../stages/pod-database-*.yaml); tests/realnode/test_database.py drives
+# both states with a real PostgreSQL.
+DATABASE_REFUSED = "healthsamurai/aidboxone:2510.996"
+DATABASE_UNREACHABLE = "healthsamurai/aidboxone:2510.995"
+
+
+@pytest.mark.usefixtures("operator")
+@covers("database refuses the credentials")
+def test_database_refuses_the_credentials(api_client: Any, namespace: str) -> None:
+    make_config(api_client, "pw", namespace)
+    create_cluster(api_client, "pw", namespace, image=DATABASE_REFUSED, replicas=2)
+    body = assert_verdicts(api_client, "pw", namespace, "database refuses the credentials")
+    stalled = condition(body, "Stalled")
+    assert stalled["reason"] == "DatabaseRefused", stalled
+    assert "password authentication failed" in stalled["message"]
+
+
+@pytest.mark.usefixtures("operator")
+@covers("database unreachable")
+def test_database_unreachable(api_client: Any, namespace: str) -> None:
+    make_config(api_client, "down", namespace)
+    create_cluster(api_client, "down", namespace, image=DATABASE_UNREACHABLE, replicas=2)
+    body = assert_verdicts(api_client, "down", namespace, "database unreachable")
+    stalled = condition(body, "Stalled")
+    assert stalled["reason"] == "DatabaseUnreachable", stalled
+    assert "Connection to 10.96.0.99:5432 refused" in stalled["message"]
+
+
 @pytest.mark.usefixtures("operator")
 @covers("refused downgrade")
 def test_refused_downgrade(api_client: Any, namespace: str) -> None:
