@@ -5,17 +5,21 @@ and run as a pod; the stand-in, like Aidbox, does not start without its database
 in /health. spec.database wires the Service's address and a Secret's credentials. The cluster is
 Ready only with the right credentials; wrong ones are reported as the database refusing them
 (DatabaseRefused, PostgreSQL's own words), a stopped database as unreachable
-(DatabaseUnreachable), each with the verdicts README promises, and both clear once fixed.
+(DatabaseUnreachable), each with the verdicts README promises, and both clear once fixed. The
+init bundle (spec.initBundle) is read by every pod from the file the operator mounts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Any
 
 import pytest
 from kubernetes import client
-from standin import NO_DATABASE, standin_spec, wait_settled
+from standin import NO_DATABASE, pods, standin_spec, wait_settled
+from traffic import get_json
 
 from aidbox_sandbox import build, postgres
 from aidbox_sandbox.nodeconfig import REAL_NODE_LABEL
@@ -29,6 +33,7 @@ pytestmark = pytest.mark.usefixtures("operator")
 NAME = "box"
 USER, DATABASE = "aidbox", "fhir"
 PASSWORD = "right-Pa55word"
+BUNDLE = json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": []})
 ON_REAL_NODES: dict[str, Any] = {
     "nodeSelector": {REAL_NODE_LABEL: "true"},
     "tolerations": [{"key": REAL_NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
@@ -121,13 +126,25 @@ def _timed(what: str, started: float, figures: dict[str, float]) -> None:
     print(f"\n{what}: {figures[what]} s", flush=True)
 
 
+def assert_bundle_read(api: client.ApiClient, ns: str, holder: int) -> None:
+    """Every pod read the ConfigMap's bytes from the file BOX_INIT_BUNDLE names."""
+    want = hashlib.sha256(BUNDLE.encode()).hexdigest()
+    for pod in pods(api, NAME, ns):
+        health = get_json(holder, f"http://{pod.status.pod_ip}:8080/health")
+        about = health["about"]["initBundle"]
+        assert about["url"] == "file:///aidbox-init/bundle.json", about
+        assert about["sha256"] == want, about
+
+
 def test_credentials_decide_readiness_and_database_failures_are_named(
-    api_client: client.ApiClient, namespace: str, postgres_image: str
+    api_client: client.ApiClient, namespace: str, postgres_image: str, real_nodes: RealNodes
 ) -> None:
     api, ns, figures = api_client, namespace, {}
     address = start_postgres(api, ns, postgres_image)
     _secret(api, ns, "aidbox-db", {"username": USER, "password": "wrong-password"})
     make_config(api, NAME, ns, data={"BOX_ID": NAME})
+    bundle = {"metadata": {"name": "init"}, "data": {"bundle.json": BUNDLE}}
+    client.CoreV1Api(api).create_namespaced_config_map(ns, bundle)
     spec = standin_spec(2, env=[{"name": "STANDIN_DB_WAIT_SECONDS", "value": "2"}])
     spec["env"] = [e for e in spec["env"] if e != NO_DATABASE]
     spec["database"] = {
@@ -136,6 +153,7 @@ def test_credentials_decide_readiness_and_database_failures_are_named(
         "name": DATABASE,
         "credentials": {"secretName": "aidbox-db"},
     }
+    spec["initBundle"] = {"configMapName": "init", "key": "bundle.json"}
     started = time.monotonic()
     create_cluster(api, NAME, ns, **spec)
     stalled = wait_condition(api, NAME, ns, "Stalled", "True", "DatabaseRefused", timeout=120)
@@ -153,6 +171,7 @@ def test_credentials_decide_readiness_and_database_failures_are_named(
     wait_condition(api, NAME, ns, "Ready", "True", timeout=60)
     _timed("Ready after the credentials were corrected", started, figures)
     assert_verdicts(api, ns, "ready")
+    assert_bundle_read(api, ns, real_nodes.holder("real-node-0"))
 
     started = time.monotonic()
     scale_postgres(api, ns, 0)

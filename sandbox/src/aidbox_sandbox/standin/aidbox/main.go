@@ -10,6 +10,7 @@
 // STANDIN_DRAIN_SECONDS (after SIGTERM it keeps accepting for this long, then stops accepting
 // and finishes the requests in flight), STANDIN_DB_WAIT_SECONDS (how long it tries its
 // database at start, default 10) and STANDIN_DATABASE=none (no database: see database.go).
+// BOX_INIT_BUNDLE (file://) is read at start and its digest shown in /health's about.
 //
 // A release that fails at start, like an Aidbox whose migration failed: STANDIN_FAIL_START
 // (else the build-time failStart, -ldflags "-X 'main.failStart=...'") set to a message makes
@@ -34,6 +35,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -65,10 +67,30 @@ type server struct {
 	requests    atomic.Int64
 	inFlight    atomic.Int64
 	draining    atomic.Bool
+	initBundle  map[string]any
 	db          *database
 	dbMu        sync.Mutex
 	dbChecked   time.Time
 	dbErr       error
+}
+
+// readInitBundle reads the file BOX_INIT_BUNDLE names (file:// only, as the operator mounts
+// it), as Aidbox reads its init bundle at start; /health reports its digest so tests can see
+// the pods read the ConfigMap's bytes. A bundle that cannot be read stops the start.
+func readInitBundle(location string) (map[string]any, error) {
+	if location == "" {
+		return nil, nil
+	}
+	path, ok := strings.CutPrefix(location, "file://")
+	if !ok {
+		return nil, fmt.Errorf("init bundle %s: only file:// is supported by the stand-in", location)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("init bundle %s cannot be read: %v", location, err)
+	}
+	sum := sha256.Sum256(data)
+	return map[string]any{"url": location, "sha256": hex.EncodeToString(sum[:]), "bytes": len(data)}, nil
 }
 
 // databaseCheck pings the database at most once a second however often /health is asked.
@@ -180,6 +202,7 @@ func (s *server) health(w http.ResponseWriter, _ *http.Request) {
 			"channel":             s.channel,
 			"authKeysFingerprint": s.fingerprint,
 			"authKeysSource":      s.keySource,
+			"initBundle":          s.initBundle,
 		},
 		"checks": map[string]any{
 			"uptime":             check("system", time.Since(s.started).Seconds(), "s"),
@@ -256,6 +279,11 @@ func main() {
 	if reason := envOr("STANDIN_FAIL_START", failStart); reason != "" {
 		failAtStart(reason)
 	}
+	bundle, err := readInitBundle(os.Getenv("BOX_INIT_BUNDLE"))
+	if err != nil {
+		failAtStart(err.Error())
+	}
+	s.initBundle = bundle
 	db, err := databaseFromEnv(os.Getenv)
 	if err != nil {
 		failAtStart(err.Error())
