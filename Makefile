@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint quick unit integration e2e faults realnode generate down clean bench demo
+.PHONY: run test lint lint-code lint-manifests quick unit integration e2e faults realnode generate down clean bench demo
 
 $(BIN)/.installed: pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,15 @@ $(BIN)/.installed: pyproject.toml sandbox/pyproject.toml
 run: $(BIN)/.installed
 	VENV=$(VENV) scripts/run.sh
 
-## make test: lint, type checks, layer contracts, then every test (builds the sandbox on first use)
-test: lint
+## make test: lint, type checks, layer contracts, then every test (builds the sandbox on first use);
+## the manifest linters run there as tests/unit/test_manifest_linters.py, built in the background
+test: lint-code
 	AIDBOX_PREBUILD=1 $(BIN)/pytest -ra $(PYTEST_ARGS) tests
 
-lint: $(BIN)/.installed
+## make lint: the code checks, then the manifest linters (kube-score; builds it on first use)
+lint: lint-code lint-manifests
+
+lint-code: $(BIN)/.installed
 	$(BIN)/ruff check src sandbox/src tests bench scripts
 	$(BIN)/ruff format --check src sandbox/src tests bench scripts
 	$(BIN)/mypy
@@ -28,6 +32,9 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports
 	$(BIN)/aidbox-operator crd --check crds/aidboxcluster.yaml
 	$(BIN)/aidbox-operator crd --channel --check crds/aidboxreleasechannel.yaml
+
+lint-manifests: $(BIN)/.installed
+	$(BIN)/python scripts/lint_manifests.py
 
 ## make quick: every suite but the slow ones that start nodes of their own (faults, realnode)
 quick: $(BIN)/.installed

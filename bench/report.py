@@ -1,10 +1,19 @@
-"""Percentiles, the markdown table and the time-to-Ready plot."""
+"""Percentiles, the markdown table and the time-to-Ready plot.
+
+`python bench/report.py --plots` redraws the plots of every results file in bench/results
+(bench/plots.py) from its JSON, without running the benchmark, and links them from the markdown
+table of the same name."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -162,3 +171,33 @@ def plot(series: dict[int, dict[str, list[float]]], out: Path) -> bool:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return True
+
+
+def redraw(results_dir: Path) -> list[Path]:
+    """Plots for each <stem>.json that has a <stem>.md table next to it; links them there."""
+    from plots import with_links, write_plots
+
+    written = []
+    for source in sorted(results_dir.glob("*.json")):
+        table = source.with_suffix(".md")
+        if not table.exists():
+            continue
+        pngs = write_plots(json.loads(source.read_text()), results_dir, source.stem)
+        table.write_text(with_links(table.read_text(), pngs))
+        written += pngs
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Redraw the benchmark's plots from its JSON.")
+    parser.add_argument("--plots", action="store_true", required=True)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    for path in redraw(args.results):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    raise SystemExit(main())

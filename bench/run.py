@@ -29,6 +29,7 @@ sys.path.insert(0, str(BENCH))
 
 from channel import bench_channel, channel_markdown  # noqa: E402
 from kube import Key, Kube, Watcher  # noqa: E402
+from plots import with_links, write_plots  # noqa: E402
 from procs import (  # noqa: E402
     Operator,
     audit_counts,
@@ -686,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if part
     )
-    (args.out / "latest.md").write_text(table)
+    pngs = write_plots(results, args.out, "latest")
+    (args.out / "latest.md").write_text(with_links(table, pngs))
     if series:
         plot(series, args.out / "ready.png")
     print(table)

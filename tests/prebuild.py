@@ -21,7 +21,8 @@ import tools  # tests/ is not a package: found through the path above
 from aidbox_sandbox import build
 
 # The order the suites need them in: integration (verdict helpers, the registry), realnode
-# (kubelet, kube-proxy), unit (helm, promtool).
+# (kubelet, kube-proxy), unit (helm, promtool, and kustomize and kube-score for the manifest
+# linters).
 STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("kstatus", tools.kstatus),
     ("argocd-health", tools.argocd_health),
@@ -29,6 +30,8 @@ STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("kubelet, kube-proxy", build.ensure_node_binaries),
     ("helm", tools.helm),
     ("promtool", tools.promtool),
+    ("kustomize", tools.kustomize),
+    ("kube-score", tools.kube_score),
 )
 
 
