@@ -243,6 +243,7 @@ class ClusterReconciler:
             version=image.version,
             recreate=recreate,
             user_keys=envfrom_keys(cluster, configs),
+            deployment_exists=base.deployment is not None,
         )
         manifests = render_cluster(cluster, context)
         if image.deferred and _template_changes(manifests[0], base.deployment):
