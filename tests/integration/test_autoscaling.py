@@ -69,6 +69,14 @@ def _operator_owns_replicas(deployment: client.V1Deployment) -> bool:
     return False
 
 
+def _pods(api: Any, name: str, ns: str) -> set[str]:
+    """The uids of the cluster's pods that are not going away."""
+    listed = client.CoreV1Api(api).list_namespaced_pod(
+        ns, label_selector=f"app.kubernetes.io/instance={name}"
+    )
+    return {p.metadata.uid for p in listed.items if p.metadata.deletion_timestamp is None}
+
+
 def _scale_deployment(api: Any, name: str, ns: str, replicas: int) -> None:
     client.AppsV1Api(api).patch_namespaced_deployment_scale(
         name, ns, {"spec": {"replicas": replicas}}, field_manager=HPA_MANAGER
@@ -143,16 +151,17 @@ def test_replicas_handed_over_without_a_reset(api_client: Any, namespace: str) -
     make_config(api_client, "ho", namespace)
     create_cluster(api_client, "ho", namespace, replicas=3)
     wait_condition(api_client, "ho", namespace, "Ready")
-    generation = _deployment(api_client, "ho", namespace).metadata.generation
+    pods = _pods(api_client, "ho", namespace)
+    assert len(pods) == 3
     patch_spec(api_client, "ho", namespace, {"autoscaling": {"minReplicas": 1, "maxReplicas": 5}})
     deployment = wait_for(
         lambda: _handed_over(api_client, "ho", namespace), timeout=30, message="replicas let go"
     )
     assert deployment.spec.replicas == 3
-    assert deployment.metadata.generation == generation  # the spec never changed meanwhile
     assert not _operator_owns_replicas(deployment)
     wait_condition(api_client, "ho", namespace, "Ready")
     assert _deployment(api_client, "ho", namespace).spec.replicas == 3
+    assert _pods(api_client, "ho", namespace) == pods  # none stopped on the way
 
 
 def test_manage_replicas_false_starts_at_spec_replicas(api_client: Any, namespace: str) -> None:

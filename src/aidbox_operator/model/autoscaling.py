@@ -187,17 +187,16 @@ BOTH_SCALERS = (
 )
 # Rules on the spec. The two with oldSelf judge updates only: `kubectl scale` on the
 # AidboxCluster (its scale subresource writes spec.replicas) is refused with them instead of
-# being accepted and never applied.
+# being accepted and never applied. The has() guards are for the API server's check of the
+# spec's own default ({}), which it judges before defaulting the fields inside.
+_SAME_REPLICAS = (
+    "!has(self.replicas) || !has(oldSelf.replicas) || self.replicas == oldSelf.replicas"
+)
+_MANAGED = "!has(self.manageReplicas) || self.manageReplicas"
 AUTOSCALING_VALIDATIONS: list[JsonDict] = [
-    {"rule": "!has(self.autoscaling) || self.manageReplicas", "message": BOTH_SCALERS},
-    {
-        "rule": "!has(self.autoscaling) || self.replicas == oldSelf.replicas",
-        "message": REPLICAS_WITH_HPA,
-    },
-    {
-        "rule": "self.manageReplicas || self.replicas == oldSelf.replicas",
-        "message": REPLICAS_UNMANAGED,
-    },
+    {"rule": f"!has(self.autoscaling) || {_MANAGED}", "message": BOTH_SCALERS},
+    {"rule": f"!has(self.autoscaling) || {_SAME_REPLICAS}", "message": REPLICAS_WITH_HPA},
+    {"rule": f"{_MANAGED} || {_SAME_REPLICAS}", "message": REPLICAS_UNMANAGED},
     _request_rule("cpu"),
     _request_rule("memory"),
 ]
