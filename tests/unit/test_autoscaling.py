@@ -234,3 +234,32 @@ async def test_autoscaler_pruned_and_replicas_taken_back() -> None:
     deployment = _deployment(h)
     assert deployment["spec"]["replicas"] == 2  # spec.replicas counts again
     assert REPLICAS_LEFT_TO_ANNOTATION not in deployment["metadata"]["annotations"]
+
+
+async def test_unapplied_replicas_change_is_said_once() -> None:
+    """Where the CRD predates the rules that refuse it (Helm never upgrades a chart's CRDs), a
+    spec.replicas change the operator will not apply is reported: Degraded, one Warning."""
+    h = Harness()
+    _ready(h, replicas=2, manageReplicas=False)
+    await h.reconcile()
+    h.roll_out()
+    await h.reconcile()
+    assert h.status()["replicasAtHandOver"] == 2
+    assert h.condition("Degraded")["status"] == "False"
+    h.update_spec(replicas=5)  # kubectl scale abx, admitted by an old CRD
+    await h.reconcile()
+    await h.reconcile()
+    degraded = h.condition("Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "ReplicasNotApplied")
+    assert "spec.replicas 5 is not applied" in degraded["message"]
+    assert "another controller (manageReplicas: false)" in degraded["message"]
+    assert h.event_reasons().count("ReplicasNotApplied") == 1
+    assert [e["type"] for e in h.api.events if e["reason"] == "ReplicasNotApplied"] == ["Warning"]
+    assert _deployment(h)["spec"]["replicas"] == 2
+    h.update_spec(replicas=2)
+    await h.reconcile()
+    assert h.condition("Degraded")["status"] == "False"
+    assert "Recovered" in h.event_reasons()
+    h.update_spec(manageReplicas=True)
+    await h.reconcile()
+    assert "replicasAtHandOver" not in h.status()
