@@ -102,7 +102,15 @@ def _ready(api: Any, name: str, ns: str, text: str) -> None:
 
 def test_autoscaler_owned_followed_and_pruned(api_client: Any, namespace: str) -> None:
     make_config(api_client, "as", namespace)
-    autoscaling = {"minReplicas": 1, "maxReplicas": 4, "targetCPUUtilizationPercentage": 60}
+    # A behavior the API server completes with its defaults (selectPolicy, scaleUp): that is
+    # no drift to repair.
+    behavior = {"scaleDown": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}}
+    autoscaling = {
+        "minReplicas": 1,
+        "maxReplicas": 4,
+        "targetCPUUtilizationPercentage": 60,
+        "behavior": behavior,
+    }
     created = create_cluster(api_client, "as", namespace, replicas=2, autoscaling=autoscaling)
     hpa = wait_for(lambda: _hpa(api_client, "as", namespace), timeout=30, message="the HPA")
     assert hpa.metadata.owner_references[0].uid == created["metadata"]["uid"]
@@ -130,6 +138,10 @@ def test_autoscaler_owned_followed_and_pruned(api_client: Any, namespace: str) -
     assert refused.status == 422, refused.body
     assert "spec.replicas cannot change while spec.autoscaling is set" in refused.body
     assert get_cluster(api_client, "as", namespace)["spec"]["replicas"] == 2
+    hpa = _hpa(api_client, "as", namespace)
+    assert hpa is not None and hpa.spec.behavior.scale_up is not None  # defaulted by the API
+    reasons = [e.reason for e in events_for(api_client, "as", namespace)]
+    assert "DriftRepaired" not in reasons, reasons
 
     patch_spec(api_client, "as", namespace, {"autoscaling": None})
     wait_for(
@@ -195,3 +207,35 @@ def test_manage_replicas_false_starts_at_spec_replicas(api_client: Any, namespac
         timeout=30,
         message="replicas managed again",
     )
+
+
+def test_the_real_hpa_is_not_fought(api_client: Any, namespace: str) -> None:
+    """The sandbox's HPA controller cannot measure load, but it keeps the count within its
+    bounds: raising minReplicas makes it scale the Deployment, and a later apply of the
+    operator's (a pod template change) leaves its choice alone."""
+    make_config(api_client, "rh", namespace)
+    autoscaling = {"minReplicas": 1, "maxReplicas": 4}
+    create_cluster(api_client, "rh", namespace, replicas=2, autoscaling=autoscaling)
+    wait_for(lambda: _handed_over(api_client, "rh", namespace), timeout=30, message="let go")
+    wait_condition(api_client, "rh", namespace, "Ready")
+    patch_spec(api_client, "rh", namespace, {"autoscaling": {**autoscaling, "minReplicas": 3}})
+    wait_for(
+        lambda: _deployment(api_client, "rh", namespace).spec.replicas == 3,
+        timeout=90,
+        message="the HPA controller raising the Deployment to minReplicas",
+    )
+    _ready(api_client, "rh", namespace, "3/3")
+    patch_spec(api_client, "rh", namespace, {"podAnnotations": {"team": "fhir"}})
+    wait_for(
+        lambda: (
+            (_deployment(api_client, "rh", namespace).spec.template.metadata.annotations or {}).get(
+                "team"
+            )
+            == "fhir"
+        ),
+        timeout=30,
+        message="the pod template change applied",
+    )
+    wait_condition(api_client, "rh", namespace, "Ready")
+    assert _deployment(api_client, "rh", namespace).spec.replicas == 3
+    assert _pdb(api_client, "rh", namespace) is not None
