@@ -263,3 +263,20 @@ async def test_unapplied_replicas_change_is_said_once() -> None:
     h.update_spec(manageReplicas=True)
     await h.reconcile()
     assert "replicasAtHandOver" not in h.status()
+
+
+async def test_version_rule_follows_the_autoscaled_count() -> None:
+    """Release 2206 runs one replica only: an autoscaler that may start with 2 is refused
+    before anything is made, one bounded at 1 is not."""
+    h = Harness()
+    old = "healthsamurai/aidboxone:2206"
+    _ready(h, replicas=1, image=old, autoscaling={"minReplicas": 2, "maxReplicas": 3})
+    await h.reconcile()
+    assert h.condition("Stalled")["reason"] == "UnsupportedVersion"
+    assert h.api.get_object("Deployment", "aidbox") is None
+    h.update_spec(autoscaling={"minReplicas": 1, "maxReplicas": 1})
+    await h.reconcile()
+    assert _deployment(h)["spec"]["replicas"] == 1
+    h.roll_out()
+    await h.reconcile()
+    assert h.condition("Stalled")["status"] == "False"
