@@ -6,17 +6,20 @@ tests/integration/test_autoscaling.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from fakeapi import Harness
 from pydantic import ValidationError
 
-from aidbox_operator.model import AidboxCluster
+from aidbox_operator.model import AidboxCluster, ClusterStatus
 from aidbox_operator.model.crd import spec_schema
 from aidbox_operator.reconcile.replicas import HANDOVER_MANAGER
 from aidbox_operator.render import RenderContext, effective_replicas, render_cluster
 from aidbox_operator.render.autoscaling import REPLICAS_LEFT_TO_ANNOTATION, build_autoscaler
+from aidbox_operator.status.observation import Observation
+from aidbox_operator.status.replicas import replicas_record
 
 IMAGE = "healthsamurai/aidboxone:2510"
 HPA = {"minReplicas": 2, "maxReplicas": 5}
@@ -280,3 +283,16 @@ async def test_version_rule_follows_the_autoscaled_count() -> None:
     h.roll_out()
     await h.reconcile()
     assert h.condition("Stalled")["status"] == "False"
+
+
+def test_hand_over_record_kept_while_the_spec_is_unread() -> None:
+    """A pass over an invalid spec reads no spec.replicas: the record stands, so a change made
+    together with the fix is still compared with the count at the hand-over."""
+    previous = ClusterStatus(replicas_at_hand_over=2)
+    unread = Observation(generation=3, desired_replicas=2, selector="", deployment=None)
+    assert replicas_record(unread, previous) == 2
+    managed = replace(unread, spec_replicas=4)
+    assert replicas_record(managed, previous) is None  # the operator sets them again
+    left = replace(managed, replicas_left_to="HorizontalPodAutoscaler/a")
+    assert replicas_record(left, previous) == 2
+    assert replicas_record(left, ClusterStatus()) == 4  # first pass: recorded as it is

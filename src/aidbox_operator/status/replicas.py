@@ -14,7 +14,9 @@ NOT_APPLIED = "ReplicasNotApplied"
 def replicas_record(obs: Observation, previous: ClusterStatus) -> int | None:
     """spec.replicas as it was when the replicas were left to another controller (kept while
     they are; None while the operator sets them)."""
-    if obs.replicas_left_to is None or obs.spec_replicas is None:
+    if obs.spec_replicas is None:
+        return previous.replicas_at_hand_over  # not read on this pass (an invalid spec)
+    if obs.replicas_left_to is None:
         return None
     if previous.replicas_at_hand_over is not None:
         return previous.replicas_at_hand_over
