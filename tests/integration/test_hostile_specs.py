@@ -21,6 +21,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from aidbox_operator.model.autoscaling import MIN_ABOVE_MAX
 from helpers import wait_for
 from hostile import (
     PRIVATE,
@@ -56,6 +57,10 @@ MAIN_IS_OURS = "the container name main is the Aidbox container's own"
 
 def _c(name: str) -> dict[str, str]:
     return {"name": name, "image": "busybox:1.36"}
+
+
+def _hpa(**fields: Any) -> dict[str, Any]:
+    return {"autoscaling": {"maxReplicas": 3, **fields}}
 
 
 # (id, cluster name, spec, words the API server's message must contain)
@@ -244,6 +249,64 @@ ADMISSION: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
         "x",
         {"automountServiceAccountToken": "yes"},
         ("spec.automountServiceAccountToken",),
+    ),
+    # Autoscaling (issue 19): the HPA API's own limits, and what cannot work together.
+    ("hpa-min-above-max", "x", _hpa(minReplicas=5, maxReplicas=3), (MIN_ABOVE_MAX,)),
+    ("hpa-default-min-above-max", "x", _hpa(maxReplicas=1), (MIN_ABOVE_MAX,)),
+    ("hpa-min-zero", "x", _hpa(minReplicas=0), ("spec.autoscaling.minReplicas",)),
+    ("hpa-max-zero", "x", _hpa(minReplicas=1, maxReplicas=0), ("spec.autoscaling.maxReplicas",)),
+    ("hpa-max-missing", "x", {"autoscaling": {}}, ("spec.autoscaling.maxReplicas", "Required")),
+    (
+        "hpa-cpu-zero",
+        "x",
+        _hpa(targetCPUUtilizationPercentage=0),
+        ("spec.autoscaling.targetCPUUtilizationPercentage",),
+    ),
+    (
+        "hpa-memory-absurd",
+        "x",
+        _hpa(targetMemoryUtilizationPercentage=5000),
+        ("spec.autoscaling.targetMemoryUtilizationPercentage",),
+    ),
+    (
+        "hpa-cpu-typo",
+        "x",
+        _hpa(targetCpuUtilizationPercentage=50),
+        ('unknown field "spec.autoscaling.targetCpuUtilizationPercentage"',),
+    ),
+    (
+        "hpa-policy-period",
+        "x",
+        _hpa(
+            behavior={
+                "scaleDown": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 1801}]}
+            }
+        ),
+        ("spec.autoscaling.behavior.scaleDown.policies[0].periodSeconds",),
+    ),
+    (
+        "hpa-policies-empty",
+        "x",
+        _hpa(behavior={"scaleUp": {"policies": []}}),
+        ("spec.autoscaling.behavior.scaleUp.policies",),
+    ),
+    (
+        "hpa-select-policy",
+        "x",
+        _hpa(behavior={"scaleUp": {"selectPolicy": "Sometimes"}}),
+        ("spec.autoscaling.behavior.scaleUp.selectPolicy",),
+    ),
+    (
+        "hpa-and-manage-replicas-false",
+        "x",
+        {**_hpa(), "manageReplicas": False},
+        ("set autoscaling or manageReplicas: false, not both",),
+    ),
+    (
+        "hpa-cpu-unrequested",
+        "x",
+        {**_hpa(), "resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "1Gi"}}},
+        ("autoscaling on cpu", "needs a cpu request"),
     ),
 ]
 

@@ -34,6 +34,7 @@ KINDS = {
     "servicemonitors": "ServiceMonitor",
     "ingresses": "Ingress",
     "httproutes": "HTTPRoute",
+    "horizontalpodautoscalers": "HorizontalPodAutoscaler",
     "secrets": "Secret",
     "configmaps": "ConfigMap",
     "pods": "Pod",
@@ -48,6 +49,7 @@ API_VERSIONS = {
     "ServiceMonitor": "monitoring.coreos.com/v1",
     "Ingress": "networking.k8s.io/v1",
     "HTTPRoute": "gateway.networking.k8s.io/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
     "AidboxCluster": "aidbox.io/v1alpha1",
     "AidboxReleaseChannel": "aidbox.io/v1alpha1",
     "Lease": "coordination.k8s.io/v1",
@@ -134,6 +136,9 @@ class FakeKube(KubeClient):
         if refused := self.refuse(verb, kind, body):
             raise refused
         key = (kind, match["ns"] or "", match["name"] or "")
+        manager = (query or {}).get("fieldManager", FIELD_MANAGER)
+        if content_type == "application/apply-patch+yaml" and manager != FIELD_MANAGER:
+            return copy.deepcopy(self._apply_as(key, body, manager))
         handler = getattr(self, f"_{method.lower()}")
         result: dict[str, Any] = handler(key, body, content_type, match["sub"])
         return copy.deepcopy(result)
@@ -204,6 +209,7 @@ class FakeKube(KubeClient):
                 "been modified; please apply your changes to the latest version and try again",
             )
         merged = copy.deepcopy(manifest)
+        self._kept_replicas(current, merged)
         merged["metadata"] = {**current["metadata"], **copy.deepcopy(manifest["metadata"])}
         if "status" in current:
             merged["status"] = current["status"]
@@ -221,6 +227,34 @@ class FakeKube(KubeClient):
         ]
         self.objects[key] = merged
         return merged
+
+    def _apply_as(self, key: ObjKey, manifest: dict[str, Any], manager: str) -> dict[str, Any]:
+        """An apply of a few fields by another field manager (the replicas hand-over): merged
+        into the existing object, that manager recorded as an owner."""
+        if key not in self.objects:
+            raise self._missing(key)
+        current = self.objects[key]
+        before = json.dumps(current.get("spec"), sort_keys=True)
+        _merge(current.setdefault("spec", {}), manifest.get("spec") or {})
+        if json.dumps(current["spec"], sort_keys=True) != before:
+            current["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
+        current["metadata"]["resourceVersion"] = str(next(self._ids))
+        fields = current["metadata"].setdefault("managedFields", [])
+        fields.append({"manager": manager, "operation": "Apply", "time": self._now()})
+        return current
+
+    @staticmethod
+    def _kept_replicas(current: dict[str, Any], merged: dict[str, Any]) -> None:
+        """A Deployment apply without replicas: they stay while another manager owns them (an
+        HPA, the hand-over); with the operator their only owner they go, and the API server
+        defaults them to 1."""
+        if current.get("kind") != "Deployment" or "replicas" in merged.get("spec", {}):
+            return
+        others = [
+            m for m in current["metadata"].get("managedFields", []) if m["manager"] != FIELD_MANAGER
+        ]
+        replicas = current.get("spec", {}).get("replicas", 1) if others else 1
+        merged.setdefault("spec", {})["replicas"] = replicas
 
     def _put(self, key: ObjKey, body: dict[str, Any], *_: Any) -> dict[str, Any]:
         if key not in self.objects:

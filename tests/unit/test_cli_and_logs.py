@@ -105,7 +105,11 @@ def test_render_of_the_production_example(capsys: pytest.CaptureFixture[str]) ->
         "PodDisruptionBudget",
         "ServiceMonitor",
         "Ingress",
+        "HorizontalPodAutoscaler",
     ]
+    # What a first apply creates: the Deployment starts at spec.replicas, the HPA takes over.
+    assert docs[1]["spec"]["replicas"] == 3
+    assert docs[-1]["spec"]["minReplicas"] == 3 and docs[-1]["spec"]["maxReplicas"] == 8
     pod = docs[1]["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["containers"][0]["env"]}
     assert env["BOX_WEB_BASE_URL"] == "https://fhir.example.com"

@@ -10,6 +10,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from aidbox_operator.model.autoscaling import (
+    AUTOSCALING_VALIDATIONS,
+    AutoscalingSpec,
+    check_autoscaling,
+)
 from aidbox_operator.model.backing import DatabaseSpec, InitBundleRef, LicenseRef
 from aidbox_operator.model.base import KubeModel, Port
 from aidbox_operator.model.constants import (
@@ -353,6 +358,7 @@ class AidboxClusterSpec(KubeModel):
                     "message": "set ingress or httpRoute, not both: the cluster has one URL",
                 },
                 *POD_VALIDATIONS,
+                *AUTOSCALING_VALIDATIONS,
             ]
         }
     )
@@ -386,12 +392,23 @@ class AidboxClusterSpec(KubeModel):
         ge=0,
         le=1000,
         description="Number of Aidbox pods. Also set by `kubectl scale` and autoscalers "
-        "through the scale subresource.",
+        "through the scale subresource. With autoscaling or manageReplicas false it is only "
+        "the count the Deployment is created with (within autoscaling's bounds), and a change "
+        "of it is refused: the replicas are not the operator's to set then.",
     )
     manage_replicas: bool = Field(
         default=True,
         description="Set false to leave the Deployment's replicas to another controller, such as "
-        "a HorizontalPodAutoscaler that targets the Deployment directly.",
+        "a HorizontalPodAutoscaler of yours that targets the Deployment directly (spec.replicas "
+        "then only sets the count it is created with). Not false together with autoscaling.",
+    )
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None,
+        description="Keep a HorizontalPodAutoscaler (autoscaling/v2, named like the cluster) on "
+        "the Deployment, which then chooses the replicas; the PodDisruptionBudget and the "
+        "release checks follow its choice. Needs a metrics server (metrics.k8s.io) in the "
+        "cluster. Absent: none (one the operator made before is deleted, and spec.replicas "
+        "counts again).",
     )
     port: Port = Field(default=DEFAULT_PORT, description="Aidbox web port inside the pod.")
     config_map_ref: EnvFromRef = Field(
@@ -632,6 +649,17 @@ class AidboxClusterSpec(KubeModel):
         check_volumes(self.volumes, self.volume_mounts)
         check_containers(self.init_containers, self.sidecars)
         return self
+
+    @model_validator(mode="after")
+    def _scaler(self) -> AidboxClusterSpec:
+        requests, limits = self.resources.requests, self.resources.limits
+        check_autoscaling(self.autoscaling, self.manage_replicas, dict(requests), dict(limits))
+        return self
+
+    @property
+    def replicas_left_to_others(self) -> bool:
+        """Whether a controller other than the operator chooses the Deployment's replicas."""
+        return self.autoscaling is not None or not self.manage_replicas
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> AidboxClusterSpec:

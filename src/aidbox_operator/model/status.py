@@ -131,6 +131,12 @@ class ClusterStatus(StatusModel):
     pinned_image: PinnedImage | None = Field(
         default=None, description="The digest a moving tag in spec.image is pinned to."
     )
+    replicas_at_hand_over: int | None = Field(
+        default=None,
+        description="spec.replicas when the Deployment's replicas were left to another "
+        "controller (spec.autoscaling, manageReplicas false); a spec.replicas differing from it "
+        "is not applied (Degraded/ReplicasNotApplied). Absent while the operator sets them.",
+    )
     upgrade: UpgradeStatus | None = Field(
         default=None, description="The release change under way; absent when none is."
     )

@@ -16,6 +16,7 @@ from aidbox_operator.model.constants import (
 from aidbox_operator.reconcile.fights import WriterFights, fight_message
 from aidbox_operator.reconcile.kinds import KINDS_BY_NAME, OPTIONAL_CHILDREN
 from aidbox_operator.reconcile.observe import Lookups, Made, Observer
+from aidbox_operator.reconcile.replicas import hand_over, needs_handover
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.runtime.client import ApiError
 from aidbox_operator.runtime.diff import is_subset
@@ -96,7 +97,13 @@ CREATE_ONLY = "1"
 
 # The children the operator may delete (it prunes them), in the order a new cluster's first
 # try makes its children before the Service and, last, the Deployment.
-UNDOABLE = ("PodDisruptionBudget", "ServiceMonitor", "Ingress", "HTTPRoute")
+UNDOABLE = (
+    "PodDisruptionBudget",
+    "ServiceMonitor",
+    "Ingress",
+    "HTTPRoute",
+    "HorizontalPodAutoscaler",
+)
 CLAIM_ORDER = (*UNDOABLE, "Service")
 
 
@@ -203,6 +210,9 @@ class ChildApplier:
             body = await self._create(child)
             lookups.record(kind, body)
         else:
+            if needs_handover(child.manifest, child.observed):
+                assert child.observed is not None
+                await hand_over(self.client, child.observed)
             body = await self.client.apply(KINDS_BY_NAME[child.manifest["kind"]], child.manifest)
         self.store.put_child(body)
         result.changes.append((action, f"{kind} {name}{note}"))

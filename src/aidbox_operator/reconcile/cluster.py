@@ -46,6 +46,7 @@ from aidbox_operator.render import (
     render_cluster,
     selector_string,
 )
+from aidbox_operator.render.autoscaling import replicas_owner
 from aidbox_operator.render.exposure import cluster_url
 from aidbox_operator.runtime.client import KubeClient
 from aidbox_operator.runtime.diff import is_subset
@@ -192,7 +193,7 @@ class ClusterReconciler:
         deployment = await self._own_deployment(cluster, lookups)
         running = (deployment or {}).get("spec", {}).get("replicas")
         replicas = effective_replicas(cluster, None if running is None else int(running))
-        key = (cluster.namespace, cluster.name)
+        key, spec = (cluster.namespace, cluster.name), cluster.spec
         pods = tuple(self.store.pods.get(key, {}).values())
         return Observation(
             generation=cluster.metadata.generation,
@@ -202,6 +203,8 @@ class ClusterReconciler:
             pods=pods,
             missing=tuple(missing),
             versions=await self.health.versions(key, pods, cluster.spec.port),
+            replicas_left_to=replicas_owner(cluster) if spec.replicas_left_to_others else None,
+            spec_replicas=spec.replicas,
             **extra,
         )
 
@@ -243,6 +246,7 @@ class ClusterReconciler:
             version=image.version,
             recreate=recreate,
             user_keys=envfrom_keys(cluster, configs),
+            deployment_exists=base.deployment is not None,
         )
         manifests = render_cluster(cluster, context)
         if image.deferred and _template_changes(manifests[0], base.deployment):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aidbox_operator.model import API_GROUP, API_VERSION, KIND, PLURAL
 from aidbox_operator.model.channel import CHANNEL_KIND, CHANNEL_PLURAL
 from aidbox_operator.runtime.kinds import (
+    AUTOSCALERS,
     CONFIGMAPS,
     DEPLOYMENTS,
     HTTP_ROUTES,
@@ -24,9 +25,9 @@ RELEASE_CHANNELS = ResourceKind(
 # key always has one).
 CHANNEL_NAMESPACE = ""
 # What the operator creates for each cluster, in the order the informers list them.
-CHILDREN = (DEPLOYMENTS, SERVICES, PDBS, SERVICE_MONITORS, INGRESSES, HTTP_ROUTES)
+CHILDREN = (DEPLOYMENTS, SERVICES, PDBS, SERVICE_MONITORS, INGRESSES, HTTP_ROUTES, AUTOSCALERS)
 # Children only some specs want: pruned when the spec stops wanting them.
-OPTIONAL_CHILDREN = (PDBS, SERVICE_MONITORS, INGRESSES, HTTP_ROUTES)
+OPTIONAL_CHILDREN = (PDBS, SERVICE_MONITORS, INGRESSES, HTTP_ROUTES, AUTOSCALERS)
 CHILD_KINDS = tuple(k.kind for k in CHILDREN)
 # Read by kind name: the children, and the ConfigMaps/Secrets a cluster references.
 KINDS_BY_NAME = {k.kind: k for k in (*CHILDREN, CONFIGMAPS, SECRETS)}

@@ -7,6 +7,7 @@ from typing import Any
 
 from aidbox_operator.model import AidboxCluster
 from aidbox_operator.model.constants import APPLIED_HASH_ANNOTATION
+from aidbox_operator.render.autoscaling import build_autoscaler, initial_replicas
 from aidbox_operator.render.deployment import PodImage, build_deployment
 from aidbox_operator.render.disruption import build_disruption_budget, wants_disruption_budget
 from aidbox_operator.render.exposure import build_http_route, build_ingress
@@ -37,14 +38,18 @@ class RenderContext:
     # Keys of the user's ConfigMaps/Secrets the pods' envFrom names: a variable set there
     # replaces an operator default (JAVA_OPTS, BOX_INSTANCE_NAME), as env would hide it.
     user_keys: frozenset[str] = frozenset()
+    # The cluster's Deployment exists: with replicas left to another controller, a new one is
+    # created with spec.replicas and an existing one's count is left alone.
+    deployment_exists: bool = False
 
 
 def effective_replicas(cluster: AidboxCluster, observed_replicas: int | None) -> int:
-    """The replica count decisions follow: the spec's, unless another controller (an
-    autoscaler; manageReplicas: false) owns it and the Deployment says what it chose."""
-    if not cluster.spec.manage_replicas and observed_replicas is not None:
-        return observed_replicas
-    return cluster.spec.replicas
+    """The replica count decisions follow: the spec's, unless another controller (the
+    HPA of spec.autoscaling; one of the user's with manageReplicas: false) owns it: then what
+    the Deployment runs, or what a new one starts with."""
+    if not cluster.spec.replicas_left_to_others:
+        return cluster.spec.replicas
+    return observed_replicas if observed_replicas is not None else initial_replicas(cluster)
 
 
 def render_cluster(
@@ -58,6 +63,7 @@ def render_cluster(
             context.generated_keys,
             PodImage(context.image or cluster.spec.image, context.version, context.recreate),
             context.user_keys,
+            context.deployment_exists,
         ),
         build_service(cluster),
     ]
@@ -69,6 +75,8 @@ def render_cluster(
         manifests.append(build_ingress(cluster))
     if cluster.spec.http_route is not None:
         manifests.append(build_http_route(cluster))
+    if cluster.spec.autoscaling is not None:
+        manifests.append(build_autoscaler(cluster))
     return [stamp_applied_hash(m) for m in manifests]
 
 

@@ -16,6 +16,11 @@ from aidbox_operator.model.constants import (
     VERSION_LABEL,
 )
 from aidbox_operator.model.spec import DEFAULT_PORT
+from aidbox_operator.render.autoscaling import (
+    REPLICAS_LEFT_TO_ANNOTATION,
+    initial_replicas,
+    replicas_owner,
+)
 from aidbox_operator.render.backing import backing_env, backing_mounts, backing_volumes
 from aidbox_operator.render.exposure import exposure_env
 from aidbox_operator.render.labels import common_labels, object_meta, selector_labels
@@ -303,9 +308,11 @@ def build_deployment(
     generated_keys: tuple[str, ...] = (),
     pod_image: PodImage | None = None,
     user_keys: frozenset[str] = frozenset(),
+    exists: bool = False,
 ) -> dict[str, Any]:
     """`user_keys`: the keys of the ConfigMaps/Secrets the Aidbox container's envFrom names
-    (they replace the operator's defaults of the same names)."""
+    (they replace the operator's defaults of the same names). `exists`: the Deployment is
+    there already (its replicas may be another controller's then)."""
     spec = cluster.spec
     pod_image = pod_image or PodImage(spec.image)
     annotations = dict(spec.pod_annotations)
@@ -317,8 +324,14 @@ def build_deployment(
     if annotations:
         template_meta["annotations"] = annotations
     deployment_spec: dict[str, Any] = {}
-    if spec.manage_replicas:
+    own_annotations: dict[str, str] = {}
+    if not spec.replicas_left_to_others:
         deployment_spec["replicas"] = spec.replicas
+    elif not exists:
+        # Created with the count asked for; the next pass hands it over (see the annotation).
+        deployment_spec["replicas"] = initial_replicas(cluster)
+    else:
+        own_annotations[REPLICAS_LEFT_TO_ANNOTATION] = replicas_owner(cluster)
     deployment_spec |= {
         "selector": {"matchLabels": selector_labels(cluster)},
         "strategy": build_strategy(cluster, pod_image.recreate),
@@ -332,6 +345,6 @@ def build_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": object_meta(cluster, cluster.name),
+        "metadata": object_meta(cluster, cluster.name, own_annotations),
         "spec": deployment_spec,
     }

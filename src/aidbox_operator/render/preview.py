@@ -29,6 +29,8 @@ PREVIEW_HEADER = f"""\
 # A variable the operator derives (BOX_WEB_BASE_URL, JAVA_OPTS, BOX_INSTANCE_NAME, the keys)
 # is left out when a ConfigMap/Secret the pods take their environment from sets it: this
 # preview reads those found in the same input and counts any other as setting none.
+# With spec.autoscaling or manageReplicas false, the Deployment's replicas shown are its count
+# when created: the next pass leaves them to the autoscaler.
 """
 
 

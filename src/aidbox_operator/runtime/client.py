@@ -167,13 +167,23 @@ class KubeClient:
                 return None
             raise
 
-    async def apply(self, kind: ResourceKind, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply under the client's single field manager."""
+    async def apply(
+        self,
+        kind: ResourceKind,
+        manifest: dict[str, Any],
+        field_manager: str | None = None,
+        force: bool = True,
+    ) -> dict[str, Any]:
+        """Server-side apply, under the client's field manager unless `field_manager` names
+        another; without `force` a field another manager owns with another value is a 409."""
         meta = manifest["metadata"]
+        query = {"fieldManager": field_manager or self.field_manager}
+        if force:
+            query["force"] = "true"
         return await self.request(
             "PATCH",
             kind.path(meta["namespace"], meta["name"]),
-            query={"fieldManager": self.field_manager, "force": "true"},
+            query=query,
             body=manifest,
             content_type=APPLY_PATCH,
             verb="apply",

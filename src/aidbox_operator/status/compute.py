@@ -9,6 +9,7 @@ A held or paused change leaves it where it was, so no tool reads a held change a
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from aidbox_operator.model import ClusterStatus
 from aidbox_operator.model.constants import RESTARTED_AT_ANNOTATION
@@ -25,6 +26,7 @@ from aidbox_operator.model.status import (
 from aidbox_operator.status.database import explain
 from aidbox_operator.status.observation import Observation, Rollout
 from aidbox_operator.status.pods import FAILING_REASONS, PodSummary
+from aidbox_operator.status.replicas import replicas_problem, replicas_record
 from aidbox_operator.status.upgrade import (
     compute_upgrade,
     pod_annotation,
@@ -213,6 +215,9 @@ def observed_generation(obs: Observation, previous: ClusterStatus) -> int | None
 
 
 def compute_status(obs: Observation, previous: ClusterStatus, now: str) -> ClusterStatus:
+    handed_over = replicas_record(obs, previous)
+    if problem := replicas_problem(obs, handed_over):
+        obs = replace(obs, problems=(*obs.problems, problem))
     rollout = Rollout.of(obs.deployment, obs.desired_replicas)
     conds, phase = _conditions(obs, rollout)
     image = template_image(obs.deployment)
@@ -241,6 +246,7 @@ def compute_status(obs: Observation, previous: ClusterStatus, now: str) -> Clust
             else previous.template_generation
         ),
         pinned_image=obs.pinned,
+        replicas_at_hand_over=handed_over,
         upgrade=upgrade,
         restarted_at=pod_annotation(obs.deployment, RESTARTED_AT_ANNOTATION),
         url=(obs.url if obs.url is not None else previous.url) or None,

@@ -38,6 +38,10 @@ class Observation:
     # The URL the applied Ingress/HTTPRoute serves ("" none; None: not known on this pass,
     # which applied nothing, so the last one reported stands).
     url: str | None = None
+    # Who chooses the Deployment's replicas when the operator does not (None: it does), and
+    # spec.replicas as written (None: not read on this pass).
+    replicas_left_to: str | None = None
+    spec_replicas: int | None = None
 
 
 @dataclass(frozen=True)
