@@ -19,6 +19,7 @@ from typing import Any
 
 import kopf
 
+from aidbox_operator.metrics import LEADER
 from aidbox_operator.model.constants import FIELD_MANAGER
 from aidbox_operator.reconcile import Controller
 from aidbox_operator.reconcile.feeds import Informers
@@ -113,6 +114,10 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         )
         client.may_write = elector.may_write
         memo["elector"] = asyncio.create_task(elector.run(), name="leader-election")
+    else:
+        # Without election this process is the one writer: the leader the per-cluster alerts
+        # read (`and on (job, instance) (aidbox_operator_leader == 1)`), never a NoLeader.
+        LEADER.set(1)
     controller.start()
 
 
