@@ -52,6 +52,7 @@ NEEDED = [
             ("monitoring.coreos.com", "servicemonitors"),
             ("networking.k8s.io", "ingresses"),
             ("gateway.networking.k8s.io", "httproutes"),
+            ("networking.k8s.io", "networkpolicies"),
         )
         for v in ("get", "create", "patch", "delete")
     ],
@@ -63,6 +64,7 @@ NEEDED = [
             ("policy", "poddisruptionbudgets"),
             ("networking.k8s.io", "ingresses"),
             ("gateway.networking.k8s.io", "httproutes"),
+            ("networking.k8s.io", "networkpolicies"),
             ("", "pods"),
             ("", "configmaps"),
             ("", "secrets"),

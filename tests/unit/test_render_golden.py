@@ -22,6 +22,7 @@ CONTEXTS = {
     "single": RenderContext(config_hash="fedcba9876543210"),
     "exposed": RenderContext(config_hash="00112233aabbccdd"),
     "gateway": RenderContext(config_hash="44556677eeff0011"),
+    "netpol": RenderContext(config_hash="8899aabbccddeeff"),
 }
 
 

@@ -96,7 +96,7 @@ CREATE_ONLY = "1"
 
 # The children the operator may delete (it prunes them), in the order a new cluster's first
 # try makes its children before the Service and, last, the Deployment.
-UNDOABLE = ("PodDisruptionBudget", "ServiceMonitor", "Ingress", "HTTPRoute")
+UNDOABLE = ("PodDisruptionBudget", "ServiceMonitor", "Ingress", "HTTPRoute", "NetworkPolicy")
 CLAIM_ORDER = (*UNDOABLE, "Service")
 
 

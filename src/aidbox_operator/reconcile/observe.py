@@ -19,7 +19,15 @@ Configs = dict[ChildKey, ConfigSummary]
 # Names a new cluster's first try does not read. Not the Deployment's: it starts pods, so its
 # name is always read and nothing is made beside a foreign Deployment; the others are made
 # before it, the Service last of them (see ClusterReconciler._claim).
-ASSUMABLE = ("Service", "PodDisruptionBudget", "ServiceMonitor", "Ingress", "HTTPRoute", "Secret")
+ASSUMABLE = (
+    "Service",
+    "PodDisruptionBudget",
+    "ServiceMonitor",
+    "Ingress",
+    "HTTPRoute",
+    "NetworkPolicy",
+    "Secret",
+)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from aidbox_operator.render.deployment import PodImage, build_deployment
 from aidbox_operator.render.disruption import build_disruption_budget, wants_disruption_budget
 from aidbox_operator.render.exposure import build_http_route, build_ingress
 from aidbox_operator.render.hashing import stable_hash
+from aidbox_operator.render.network import build_network_policy, wants_network_policy
 from aidbox_operator.render.service import (
     build_service,
     build_service_monitor,
@@ -69,6 +70,8 @@ def render_cluster(
         manifests.append(build_ingress(cluster))
     if cluster.spec.http_route is not None:
         manifests.append(build_http_route(cluster))
+    if wants_network_policy(cluster):
+        manifests.append(build_network_policy(cluster))
     return [stamp_applied_hash(m) for m in manifests]
 
 

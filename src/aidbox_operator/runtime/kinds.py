@@ -44,3 +44,4 @@ CRDS = ResourceKind(
 SERVICE_MONITORS = ResourceKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
 INGRESSES = ResourceKind("networking.k8s.io/v1", "Ingress", "ingresses")
 HTTP_ROUTES = ResourceKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+NETWORK_POLICIES = ResourceKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
