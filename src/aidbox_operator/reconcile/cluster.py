@@ -228,8 +228,7 @@ class ClusterReconciler:
         )
         plan = plan_keys(cluster, configs, base.deployment)
         if blocker is None and plan.foreign:
-            blocker = await self.keys.conflict(cluster, plan.name)
-            result.look_again(CONFLICT_RETRY_SECONDS)
+            plan, blocker = await self._claim_keys(cluster, plan, configs, base, result)
         blocker = blocker or plan.blocker
         held = {"pinned": image.pinned, "pending": True}
         if blocker is not None:
@@ -264,6 +263,24 @@ class ClusterReconciler:
         waiting = on_channel.queued if on_channel else None
         rendered = Rendered(configs, context, missing, image.pinned, previous, waiting, lookups)
         return await self._apply(cluster, plan, rendered, children, result)
+
+    async def _claim_keys(
+        self,
+        cluster: AidboxCluster,
+        plan: KeysPlan,
+        configs: Configs,
+        base: Observation,
+        result: PassResult,
+    ) -> tuple[KeysPlan, Blocker | None]:
+        """A keys Secret the cluster does not own: adopted if handed over (then planned
+        again, as its own), else a conflict looked at again soon."""
+        blocker = await self.keys.claim(cluster, plan.name, result)
+        if blocker is not None:
+            result.look_again(CONFLICT_RETRY_SECONDS)
+            return plan, blocker
+        ref = ("Secret", cluster.namespace, plan.name)
+        configs[ref] = await self.observer.config(ref)
+        return plan_keys(cluster, configs, base.deployment), None
 
     def _channel(
         self, cluster: AidboxCluster, previous: ClusterStatus, result: PassResult
