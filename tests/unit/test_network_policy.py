@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fakeapi import Harness
+from fakeapi import FakeKube, Harness
 from pydantic import ValidationError
 
 from aidbox_operator.model import AidboxCluster, AidboxClusterSpec
+from aidbox_operator.reconcile.controller import Controller
 from aidbox_operator.render.network import build_network_policy
 
 IMAGE = "healthsamurai/aidboxone:2510"
@@ -94,6 +95,23 @@ def test_no_metrics_rule_while_metrics_are_off_and_no_peer_admits_nothing() -> N
     assert [r["ports"][0]["port"] for r in off["spec"]["ingress"]] == [8080]
     closed = _policy(networkPolicy={"enabled": True})
     assert closed["spec"]["ingress"] == [] and closed["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_the_operator_reading_health_is_let_in_to_the_web_port() -> None:
+    cluster = AidboxCluster.model_validate(
+        {"metadata": {"name": "fhir"}, "spec": {"networkPolicy": {"enabled": True}}}
+    )
+    (web,) = build_network_policy(cluster, operator_namespace="ops")["spec"]["ingress"]
+    assert web["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ops"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "aidbox-operator"}},
+        }
+    ]
+    # Only while it reads /health (in the cluster): otherwise no such peer.
+    reading = Controller(FakeKube(), aidbox_health=True, operator_namespace="ops")
+    idle = Controller(FakeKube(), aidbox_health=False, operator_namespace="ops")
+    assert (reading.reconciler.health_reader, idle.reconciler.health_reader) == ("ops", None)
 
 
 def _ready(h: Harness, **spec: Any) -> None:

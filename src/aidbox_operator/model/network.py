@@ -156,9 +156,9 @@ class NetworkPolicySpec(KubeModel):
         default=False,
         description="Keep a NetworkPolicy named like the cluster on its Aidbox pods: ingress "
         "only from the peers below, to the web port (and from metricsFrom to the metrics "
-        "port). Egress is not restricted. The operator reads each pod's /health on the web "
-        "port: list its namespace in allowFrom, or status shows no running versions. Off: "
-        "none (one the operator made before is deleted).",
+        "port). Egress is not restricted. The operator's own pods (app.kubernetes.io/name="
+        "aidbox-operator in its namespace) are let in to the web port while it reads the "
+        "pods' /health (in the cluster). Off: none (one the operator made before is deleted).",
     )
     ingress_controller: NetworkPeer | None = Field(
         default=None,

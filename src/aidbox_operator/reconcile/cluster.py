@@ -106,6 +106,7 @@ class ClusterReconciler:
         resolver: TagResolver | None = None,
         pacing: RolloutPacing | None = None,
         release_channels: bool = True,
+        operator_namespace: str | None = None,
     ) -> None:
         self.store = store
         self.recorder = recorder
@@ -115,6 +116,9 @@ class ClusterReconciler:
         self.keys = KeysKeeper(client, store)
         self.reporter = StatusReporter(client, store, recorder, clock)
         self.health = health or AidboxHealth(enabled=False)
+        # Where the operator runs, while it reads the pods' /health (a NetworkPolicy on the
+        # pods lets it in); None: it reads nothing.
+        self.health_reader = operator_namespace if self.health.enabled else None
         self.images = ImagePinner(client, resolver, clock)
         self.pacing = pacing or RolloutPacing(Pacer(0), store)
         self.release_channels = release_channels
@@ -242,6 +246,7 @@ class ClusterReconciler:
             version=image.version,
             recreate=recreate,
             user_keys=envfrom_keys(cluster, configs),
+            operator_namespace=self.health_reader,
         )
         manifests = render_cluster(cluster, context)
         if image.deferred and _template_changes(manifests[0], base.deployment):

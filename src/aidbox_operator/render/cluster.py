@@ -38,6 +38,8 @@ class RenderContext:
     # Keys of the user's ConfigMaps/Secrets the pods' envFrom names: a variable set there
     # replaces an operator default (JAVA_OPTS, BOX_INSTANCE_NAME), as env would hide it.
     user_keys: frozenset[str] = frozenset()
+    # The operator's namespace while it reads the pods' /health: a NetworkPolicy lets it in.
+    operator_namespace: str | None = None
 
 
 def effective_replicas(cluster: AidboxCluster, observed_replicas: int | None) -> int:
@@ -71,7 +73,7 @@ def render_cluster(
     if cluster.spec.http_route is not None:
         manifests.append(build_http_route(cluster))
     if wants_network_policy(cluster):
-        manifests.append(build_network_policy(cluster))
+        manifests.append(build_network_policy(cluster, context.operator_namespace))
     return [stamp_applied_hash(m) for m in manifests]
 
 
