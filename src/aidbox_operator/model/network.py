@@ -9,6 +9,7 @@ malformed CIDR.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -17,15 +18,12 @@ from pydantic.config import JsonDict
 from aidbox_operator.model.base import KubeModel
 
 # A label key (optional DNS-subdomain prefix, then a name of at most 63 characters).
-LabelKey = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=317,
-        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
-        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
-    ),
-]
+_LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+_LABEL_KEY = re.compile(_LABEL_KEY_PATTERN)
+LabelKey = Annotated[str, Field(min_length=1, max_length=317, pattern=_LABEL_KEY_PATTERN)]
 SelectorValue = Annotated[
     str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 ]
@@ -90,12 +88,24 @@ class SelectorRequirement(KubeModel):
 class LabelSelector(KubeModel):
     """A label selector; both parts empty ({}) selects everything."""
 
-    match_labels: dict[LabelKey, SelectorValue] = Field(
-        default_factory=dict, description="Labels that must all be present with these values."
+    # Keys are plain strings in the schema (a structural schema has no propertyNames): checked
+    # here, and by the API server when the NetworkPolicy is applied.
+    match_labels: dict[str, SelectorValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Labels that must all be present with these values.",
     )
     match_expressions: list[SelectorRequirement] = Field(
         default_factory=list, max_length=16, description="Requirements that must all hold."
     )
+
+    @field_validator("match_labels")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _LABEL_KEY.match(key) or len(key.rpartition("/")[2]) > 63:
+                raise ValueError(f"{key!r} is not a label key (an optional prefix/ and a name)")
+        return value
 
 
 class IPBlock(KubeModel):
