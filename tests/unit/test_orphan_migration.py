@@ -25,6 +25,11 @@ def _orphan(h: Harness) -> None:
     owner references to it from its dependents, which stay."""
     uid = h.api.objects[("AidboxCluster", "default", "aidbox")]["metadata"]["uid"]
     del h.api.objects[("AidboxCluster", "default", "aidbox")]
+    _orphan_refs(h, uid)
+
+
+def _orphan_refs(h: Harness, uid: str) -> None:
+    """The garbage collector's part: owner references to `uid` removed."""
     for body in h.api.objects.values():
         meta = body["metadata"]
         refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
@@ -81,3 +86,35 @@ async def test_a_keys_secret_not_handed_over_stays_a_conflict() -> None:
     assert f"Secret/{KEYS}" in h.condition("Stalled")["message"]
     assert (h.api.get_object("Secret", KEYS) or {})["data"] == keys
     assert _owned_by(h, "Secret", KEYS) == set()
+
+
+async def test_made_again_before_the_garbage_collector_ran_it_waits_then_adopts() -> None:
+    """Owner references to the deleted cluster still in place: those children are another
+    cluster's (a conflict) until the garbage collector removes the references; then the next
+    pass adopts them."""
+    h = Harness()
+    _ready(h)
+    await h.reconcile()
+    h.roll_out()
+    await h.reconcile()
+    keys = (h.api.get_object("Secret", KEYS) or {})["data"]
+    old = h.api.objects[("AidboxCluster", "default", "aidbox")]["metadata"]["uid"]
+    del h.api.objects[("AidboxCluster", "default", "aidbox")]
+    h.sync()
+    _hand_over(h, ("Deployment", "Service", "PodDisruptionBudget", "Secret"))
+    h.cluster(image=IMAGE)
+    await h.reconcile()
+    assert h.condition("Stalled")["reason"] == "ResourceConflict"
+    assert _owned_by(h, "Deployment", "aidbox") == {old}
+    _orphan_refs(h, old)
+    result = await h.reconcile()
+    uid = h.api.objects[("AidboxCluster", "default", "aidbox")]["metadata"]["uid"]
+    assert {c[1] for c in result.changes if c[0] == "Adopted"} == {
+        f"Secret {KEYS} (its JWT keys kept)",
+        "Deployment aidbox",
+        "Service aidbox",
+        "PodDisruptionBudget aidbox",
+    }
+    assert _owned_by(h, "Deployment", "aidbox") == {uid} == _owned_by(h, "Secret", KEYS)
+    assert (h.api.get_object("Secret", KEYS) or {})["data"] == keys
+    assert h.condition("Ready")["status"] == "True"
