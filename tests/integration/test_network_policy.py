@@ -73,6 +73,23 @@ def test_a_network_policy_is_owned_follows_the_spec_and_is_pruned(
         timeout=60,
         message="the metrics rule dropped",
     )
+    # A pass that changes another child leaves the policy as the API server holds it: what
+    # it returns (defaults, omitted empties) reads as in sync, so it is not applied again.
+    wait_condition(api_client, "np", namespace, "Ready")
+    version = (_policy(api_client, "np", namespace) or {})["metadata"]["resourceVersion"]
+    patch_spec(api_client, "np", namespace, {"podDisruptionBudget": {"maxUnavailable": "50%"}})
+    wait_for(
+        lambda: (
+            client.PolicyV1Api(api_client)
+            .read_namespaced_pod_disruption_budget("np", namespace)
+            .spec.max_unavailable
+            == "50%"
+        ),
+        timeout=60,
+        message="the PodDisruptionBudget updated (the operator ran a pass)",
+    )
+    wait_condition(api_client, "np", namespace, "Ready")
+    assert (_policy(api_client, "np", namespace) or {})["metadata"]["resourceVersion"] == version
     patch_spec(api_client, "np", namespace, {"networkPolicy": {"enabled": False}})
     wait_for(
         lambda: _policy(api_client, "np", namespace) is None,
