@@ -86,7 +86,14 @@ def _gone(api: Any, ns: str) -> bool:
     return False
 
 
-def test_orphan_delete_and_reapply_hands_every_child_over(api_client: Any, namespace: str) -> None:
+@pytest.mark.parametrize(
+    "annotated_first", [True, False], ids=["annotate-then-apply", "apply-then-annotate"]
+)
+def test_orphan_delete_and_reapply_hands_every_child_over(
+    api_client: Any, namespace: str, annotated_first: bool
+) -> None:
+    """Either order: annotated before X is applied again, or after (X then reports the
+    conflict until the hand-over, and goes on within seconds of it)."""
     ns = namespace
     make_config(api_client, NAME, ns)
     first = create_cluster(api_client, NAME, ns)
@@ -106,10 +113,15 @@ def test_orphan_delete_and_reapply_hands_every_child_over(api_client: Any, names
         timeout=60,
         message="the garbage collector stripping the owner references from the orphans",
     )
-    for kind in CHILDREN:
-        _annotate(api_client, kind, ns)
-
+    if annotated_first:
+        for kind in CHILDREN:
+            _annotate(api_client, kind, ns)
     again = create_cluster(api_client, NAME, ns)
+    if not annotated_first:
+        body = wait_condition(api_client, NAME, ns, "Stalled", reason="ResourceConflict")
+        assert _pods(api_client, ns) == pods
+        for kind in CHILDREN:
+            _annotate(api_client, kind, ns)
     # Within seconds: nothing the new cluster waits for but its own pass and the Deployment
     # controller's status update after the adoption.
     body = wait_condition(api_client, NAME, ns, "Ready", timeout=20)
