@@ -162,6 +162,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = handlers.RunOptions(
         **given,
         aidbox_health=in_cluster if args.aidbox_health == "auto" else args.aidbox_health == "on",
+        operator_namespace=operator_namespace() if in_cluster else None,
         image_pinning=args.image_pinning == "registry",
         plain_http_registries=tuple(args.plain_http_registry or ()),
         **(

@@ -49,6 +49,9 @@ class RunOptions:
     # Read each ready pod's /health for the running Aidbox version (pod addresses are
     # reachable from inside the cluster only).
     aidbox_health: bool = False
+    # The namespace the operator runs in (a NetworkPolicy on the pods lets its /health reads
+    # in); None when unknown.
+    operator_namespace: str | None = None
     # Pin moving tags to digests through the registry's API (False: pods get spec.image as is).
     image_pinning: bool = True
     # Registries (host:port) spoken to over plain HTTP instead of HTTPS.
@@ -85,6 +88,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
         resolver=resolver,
         operator_rollouts=options.operator_rollouts,
         release_channels=options.release_channels,
+        operator_namespace=options.operator_namespace,
     )
     memo["controller"] = controller
     # The informers start before the workers, which wait for every one to list once.

@@ -316,6 +316,35 @@ def test_new_pods_refused_by_a_quota(
     assert len(events) == 1 and events[0].type == "Warning", events
 
 
+@covers("new pods refused by a quota")
+def test_a_new_cluster_with_no_room_in_a_cpu_quota_says_why_within_seconds(
+    api_client: Any, own_namespace: str, own_operator: OperatorProcess
+) -> None:
+    """A namespace whose ResourceQuota on requests.cpu leaves no room for even one pod: the
+    Deployment controller cannot create any; the cluster names the quota (the API server's
+    words) within seconds, not only at the progress deadline, with one Warning."""
+    ns, core = own_namespace, client.CoreV1Api(api_client)
+    quota = {"metadata": {"name": "cpu-limit"}, "spec": {"hard": {"requests.cpu": "100m"}}}
+    core.create_namespaced_resource_quota(ns, quota)
+    wait_for(
+        lambda: core.read_namespaced_resource_quota("cpu-limit", ns).status.hard,
+        timeout=60,
+        message="the quota controller taking the quota in",
+    )
+    make_config(api_client, "cpu", ns)
+    create_cluster(api_client, "cpu", ns, image=OLD_IMAGE, replicas=2)
+    started = time.monotonic()
+    _progressing_reason(api_client, "cpu", ns, "PodsRefused")
+    assert time.monotonic() - started < 30
+    body = assert_verdicts(api_client, "cpu", ns, "new pods refused by a quota")
+    message = condition(body, "Progressing")["message"]
+    assert "exceeded quota: cpu-limit" in message and "requests.cpu" in message, message
+    assert body["status"]["ready"] == "0/2"
+    assert condition(body, "Ready")["reason"] == "PodsRefused"
+    events = core.list_namespaced_event(ns, field_selector="reason=PodsRefused").items
+    assert len(events) == 1 and events[0].type == "Warning", events
+
+
 @pytest.mark.usefixtures("operator")
 @covers("upgrade failed")
 def test_upgrade_failed(api_client: Any, namespace: str) -> None:

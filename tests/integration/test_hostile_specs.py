@@ -308,6 +308,41 @@ ADMISSION: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
         {**_hpa(), "resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "1Gi"}}},
         ("autoscaling on cpu", "needs a cpu request"),
     ),
+    # NetworkPolicy peers (issue 19): an empty peer would admit the whole namespace.
+    (
+        "netpol-empty-peer",
+        "x",
+        {"networkPolicy": {"enabled": True, "allowFrom": [{}]}},
+        ("spec.networkPolicy.allowFrom[0]", "a peer is an ipBlock"),
+    ),
+    (
+        "netpol-bad-cidr",
+        "x",
+        {"networkPolicy": {"enabled": True, "metricsFrom": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}},
+        ("spec.networkPolicy.metricsFrom[0].ipBlock.cidr", "must be a CIDR"),
+    ),
+    (
+        "netpol-ipblock-and-selector",
+        "x",
+        {
+            "networkPolicy": {
+                "ingressController": {"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}
+            }
+        },
+        ("spec.networkPolicy.ingressController", "a peer is an ipBlock"),
+    ),
+    (
+        "netpol-in-without-values",
+        "x",
+        {
+            "networkPolicy": {
+                "allowFrom": [
+                    {"namespaceSelector": {"matchExpressions": [{"key": "t", "operator": "In"}]}}
+                ]
+            }
+        },
+        ("matchExpressions[0]", "In and NotIn need values"),
+    ),
 ]
 
 

@@ -53,6 +53,7 @@ NEEDED = [
             ("networking.k8s.io", "ingresses"),
             ("gateway.networking.k8s.io", "httproutes"),
             ("autoscaling", "horizontalpodautoscalers"),
+            ("networking.k8s.io", "networkpolicies"),
         )
         for v in ("get", "create", "patch", "delete")
     ],
@@ -65,6 +66,7 @@ NEEDED = [
             ("networking.k8s.io", "ingresses"),
             ("gateway.networking.k8s.io", "httproutes"),
             ("autoscaling", "horizontalpodautoscalers"),
+            ("networking.k8s.io", "networkpolicies"),
             ("", "pods"),
             ("", "configmaps"),
             ("", "secrets"),

@@ -35,6 +35,7 @@ KINDS = {
     "ingresses": "Ingress",
     "httproutes": "HTTPRoute",
     "horizontalpodautoscalers": "HorizontalPodAutoscaler",
+    "networkpolicies": "NetworkPolicy",
     "secrets": "Secret",
     "configmaps": "ConfigMap",
     "pods": "Pod",
@@ -50,6 +51,7 @@ API_VERSIONS = {
     "Ingress": "networking.k8s.io/v1",
     "HTTPRoute": "gateway.networking.k8s.io/v1",
     "HorizontalPodAutoscaler": "autoscaling/v2",
+    "NetworkPolicy": "networking.k8s.io/v1",
     "AidboxCluster": "aidbox.io/v1alpha1",
     "AidboxReleaseChannel": "aidbox.io/v1alpha1",
     "Lease": "coordination.k8s.io/v1",
@@ -181,9 +183,10 @@ class FakeKube(KubeClient):
 
     @staticmethod
     def _json_patch(current: dict[str, Any], operations: list[dict[str, Any]]) -> None:
-        """The operations the operator sends: test, replace and add on top-level paths."""
+        """The operations the operator sends: test, replace, add and remove."""
         for op in operations:
-            *parents, last = op["path"].strip("/").split("/")
+            parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+            *parents, last = parts
             target = current
             for part in parents:
                 target = target[part]
@@ -191,6 +194,10 @@ class FakeKube(KubeClient):
                 raise ApiError(422, "Invalid", f"test operation failed for {op['path']}")
             if op["op"] in ("replace", "add"):
                 target[last] = copy.deepcopy(op["value"])
+            if op["op"] == "remove":
+                if last not in target:
+                    raise ApiError(422, "Invalid", f"remove of a missing {op['path']}")
+                del target[last]
 
     def _apply(self, key: ObjKey, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with force, reduced to what the operator relies on: its fields

@@ -243,7 +243,7 @@ def pods_refused() -> dict[str, Any]:
     )
     return (
         ClusterBuilder()
-        .condition("Ready", "False", "RollingOut", "2/2 pods ready")
+        .condition("Ready", "False", "PodsRefused", message.removeprefix("0/2 pods updated, "))
         .condition("Progressing", "True", "PodsRefused", message)
         .condition("Degraded", "False", "AsExpected")
         .condition("Reconciling", "True", "PodsRefused", message)

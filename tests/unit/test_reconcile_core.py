@@ -577,6 +577,7 @@ async def test_pods_refused_by_a_quota_are_named_once_and_never_read_as_failed()
     assert progressing["reason"] == "PodsRefused"
     assert "exceeded quota: pods-limit" in progressing["message"]
     assert h.condition("Reconciling")["status"] == "True"
+    assert h.condition("Ready")["reason"] == "PodsRefused"
     assert h.condition("Stalled")["status"] == "False"
     assert h.condition("Degraded")["status"] == "False"
     await h.reconcile()  # judged again, nothing new: no second Event
@@ -599,7 +600,9 @@ async def test_a_new_cluster_whose_pods_are_refused_says_why() -> None:
     h.deployment_status(conditions=[{**refused, "message": QUOTA_REFUSAL}], replicas=0)
     await h.reconcile()
     assert h.condition("Progressing")["reason"] == "PodsRefused"
-    assert h.condition("Ready")["status"] == "False"
+    ready = h.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "PodsRefused")
+    assert ready["message"].startswith("0/2 pods ready; the API server refuses new pods: pods ")
     stuck = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
     h.deployment_status(conditions=[{**refused, "message": QUOTA_REFUSAL}, stuck], replicas=0)
     await h.reconcile()

@@ -23,6 +23,7 @@ CONTEXTS = {
     "exposed": RenderContext(config_hash="00112233aabbccdd"),
     "gateway": RenderContext(config_hash="44556677eeff0011"),
     "autoscaled": RenderContext(config_hash="8899aabbccddeeff", deployment_exists=True),
+    "netpol": RenderContext(config_hash="8899aabbccddeeff"),
 }
 
 

@@ -25,6 +25,7 @@ from aidbox_operator.model.constants import (
 )
 from aidbox_operator.model.exposure import HTTPRouteSpec, IngressSpec
 from aidbox_operator.model.kubeschema import check_fields
+from aidbox_operator.model.network import NetworkPolicySpec
 from aidbox_operator.model.pod import (
     CONTAINER_LIST,
     MOUNT_LIST,
@@ -595,6 +596,10 @@ class AidboxClusterSpec(KubeModel):
         default=None,
         description="A Gateway API HTTPRoute in front of the cluster's Service (needs the "
         "Gateway API CRDs); absent: none.",
+    )
+    network_policy: NetworkPolicySpec = Field(
+        default_factory=lambda: NetworkPolicySpec(),
+        description="An optional NetworkPolicy admitting only the named traffic to the pods.",
     )
     database: DatabaseSpec | None = Field(
         default=None,

@@ -19,9 +19,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from aidbox_operator.model import AidboxCluster, parse_image_version
+from aidbox_operator.model.constants import ADOPT_ANNOTATION
 from aidbox_operator.reconcile.observe import Configs, envfrom_keys
 from aidbox_operator.reconcile.result import PassResult
 from aidbox_operator.reconcile.store import ObjectStore
+from aidbox_operator.render.labels import common_labels, owner_reference
 from aidbox_operator.render.secrets import (
     AUTH_KEYS,
     CLUSTER_SECRET_KEY,
@@ -32,10 +34,10 @@ from aidbox_operator.render.secrets import (
     build_keys_secret,
     is_multibox,
 )
-from aidbox_operator.runtime.client import MERGE_PATCH, ApiError, KubeClient
+from aidbox_operator.runtime.client import JSON_PATCH, MERGE_PATCH, ApiError, KubeClient
 from aidbox_operator.runtime.kinds import SECRETS
 from aidbox_operator.status import Blocker
-from aidbox_operator.status.ownership import conflict_blocker, describe_holder
+from aidbox_operator.status.ownership import conflict_blocker, describe_holder, judge
 
 
 def _generate_values(keys: frozenset[str]) -> dict[str, str]:
@@ -162,15 +164,53 @@ class KeysKeeper:
         self.client = client
         self.store = store
 
-    async def conflict(self, cluster: AidboxCluster, name: str) -> Blocker:
-        """Name who holds a keys Secret that is not this cluster's."""
+    async def claim(self, cluster: AidboxCluster, name: str, result: PassResult) -> Blocker | None:
+        """A keys Secret that is not this cluster's: adopted when a person handed it over
+        (the adopt annotation, as after `kubectl delete --cascade=orphan` of the cluster and
+        re-creating it), its keys kept; otherwise the conflict, naming who holds it."""
         body = await self.client.get(SECRETS, cluster.namespace, name)
         if body is None:
             # Deleted since the cache saw it: judge again on a fresh pass rather than report
             # a conflict with an object that is no longer there.
             self.store.put_config("Secret", cluster.namespace, name, None)
             raise KeysRaced(name)
-        return conflict_blocker("Secret", name, describe_holder(body), cluster.name)
+        if judge(body, cluster.name, cluster.metadata.uid) != "adoptable":
+            return conflict_blocker("Secret", name, describe_holder(body), cluster.name)
+        body = await self._adopt(cluster, body)
+        self.store.put_config("Secret", cluster.namespace, name, body)
+        result.changes.append(("Adopted", f"Secret {name} (its JWT keys kept)"))
+        return None
+
+    async def _adopt(self, cluster: AidboxCluster, body: dict[str, Any]) -> dict[str, Any]:
+        """Owner reference and labels added, the adopt annotation removed, the data left as
+        it is: new keys would invalidate every token issued. The resourceVersion judged is a
+        precondition: a Secret changed meanwhile is judged again on a fresh pass."""
+        meta = body["metadata"]
+        labels = {**(meta.get("labels") or {}), **common_labels(cluster)}
+        operations = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+            {"op": "add", "path": "/metadata/ownerReferences", "value": [owner_reference(cluster)]},
+            {"op": "add", "path": "/metadata/labels", "value": labels},
+            {
+                "op": "remove",
+                "path": "/metadata/annotations/" + ADOPT_ANNOTATION.replace("/", "~1"),
+            },
+        ]
+        ns, name = cluster.namespace, meta["name"]
+        try:
+            adopted: dict[str, Any] = await self.client.request(
+                "PATCH",
+                SECRETS.path(ns, name),
+                body=operations,
+                content_type=JSON_PATCH,
+                verb="patch",
+            )
+        except ApiError as err:
+            if err.status not in (409, 422):
+                raise
+            self.store.put_config("Secret", ns, name, await self.client.get(SECRETS, ns, name))
+            raise KeysRaced(name) from err
+        return adopted
 
     async def ensure(self, cluster: AidboxCluster, plan: KeysPlan, result: PassResult) -> None:
         """Create the keys Secret or add its missing keys."""

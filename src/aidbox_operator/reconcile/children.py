@@ -18,7 +18,7 @@ from aidbox_operator.reconcile.kinds import KINDS_BY_NAME, OPTIONAL_CHILDREN
 from aidbox_operator.reconcile.observe import Lookups, Made, Observer
 from aidbox_operator.reconcile.replicas import hand_over, needs_handover
 from aidbox_operator.reconcile.result import PassResult
-from aidbox_operator.runtime.client import ApiError
+from aidbox_operator.runtime.client import JSON_PATCH, ApiError
 from aidbox_operator.runtime.diff import is_subset
 from aidbox_operator.status import Blocker
 from aidbox_operator.status.ownership import (
@@ -30,7 +30,6 @@ from aidbox_operator.status.ownership import (
 )
 from aidbox_operator.status.upgrade import pod_annotation
 
-JSON_PATCH = "application/json-patch+json"
 # Optional kinds whose CRD may not be installed: the rest of the cluster is applied anyway.
 KIND_MISSING = {
     "ServiceMonitor": (
@@ -103,6 +102,7 @@ UNDOABLE = (
     "Ingress",
     "HTTPRoute",
     "HorizontalPodAutoscaler",
+    "NetworkPolicy",
 )
 CLAIM_ORDER = (*UNDOABLE, "Service")
 

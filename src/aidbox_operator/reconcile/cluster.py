@@ -107,6 +107,7 @@ class ClusterReconciler:
         resolver: TagResolver | None = None,
         pacing: RolloutPacing | None = None,
         release_channels: bool = True,
+        operator_namespace: str | None = None,
     ) -> None:
         self.store = store
         self.recorder = recorder
@@ -116,6 +117,9 @@ class ClusterReconciler:
         self.keys = KeysKeeper(client, store)
         self.reporter = StatusReporter(client, store, recorder, clock)
         self.health = health or AidboxHealth(enabled=False)
+        # Where the operator runs, while it reads the pods' /health (a NetworkPolicy on the
+        # pods lets it in); None: it reads nothing.
+        self.health_reader = operator_namespace if self.health.enabled else None
         self.images = ImagePinner(client, resolver, clock)
         self.pacing = pacing or RolloutPacing(Pacer(0), store)
         self.release_channels = release_channels
@@ -231,8 +235,7 @@ class ClusterReconciler:
         )
         plan = plan_keys(cluster, configs, base.deployment)
         if blocker is None and plan.foreign:
-            blocker = await self.keys.conflict(cluster, plan.name)
-            result.look_again(CONFLICT_RETRY_SECONDS)
+            plan, blocker = await self._claim_keys(cluster, plan, configs, base, result)
         blocker = blocker or plan.blocker
         held = {"pinned": image.pinned, "pending": True}
         if blocker is not None:
@@ -247,6 +250,7 @@ class ClusterReconciler:
             recreate=recreate,
             user_keys=envfrom_keys(cluster, configs),
             deployment_exists=base.deployment is not None,
+            operator_namespace=self.health_reader,
         )
         manifests = render_cluster(cluster, context)
         if image.deferred and _template_changes(manifests[0], base.deployment):
@@ -268,6 +272,24 @@ class ClusterReconciler:
         waiting = on_channel.queued if on_channel else None
         rendered = Rendered(configs, context, missing, image.pinned, previous, waiting, lookups)
         return await self._apply(cluster, plan, rendered, children, result)
+
+    async def _claim_keys(
+        self,
+        cluster: AidboxCluster,
+        plan: KeysPlan,
+        configs: Configs,
+        base: Observation,
+        result: PassResult,
+    ) -> tuple[KeysPlan, Blocker | None]:
+        """A keys Secret the cluster does not own: adopted if handed over (then planned
+        again, as its own), else a conflict looked at again soon."""
+        blocker = await self.keys.claim(cluster, plan.name, result)
+        if blocker is not None:
+            result.look_again(CONFLICT_RETRY_SECONDS)
+            return plan, blocker
+        ref = ("Secret", cluster.namespace, plan.name)
+        configs[ref] = await self.observer.config(ref)
+        return plan_keys(cluster, configs, base.deployment), None
 
     def _channel(
         self, cluster: AidboxCluster, previous: ClusterStatus, result: PassResult

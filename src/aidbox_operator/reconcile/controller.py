@@ -53,6 +53,7 @@ class Controller:
         resolver: TagResolver | None = None,
         operator_rollouts: int = DEFAULT_OPERATOR_ROLLOUTS,
         release_channels: bool = True,
+        operator_namespace: str | None = None,
     ) -> None:
         self.client = client
         self.store = ObjectStore()
@@ -72,6 +73,7 @@ class Controller:
             resolver=resolver,
             pacing=RolloutPacing(self.pacer, self.store),
             release_channels=release_channels,
+            operator_namespace=operator_namespace,
         )
         self.channels = ChannelReconciler(client, self.store, self.recorder, utc_now)
 

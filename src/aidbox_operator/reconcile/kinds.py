@@ -10,6 +10,7 @@ from aidbox_operator.runtime.kinds import (
     DEPLOYMENTS,
     HTTP_ROUTES,
     INGRESSES,
+    NETWORK_POLICIES,
     PDBS,
     SECRETS,
     SERVICE_MONITORS,
@@ -25,9 +26,25 @@ RELEASE_CHANNELS = ResourceKind(
 # key always has one).
 CHANNEL_NAMESPACE = ""
 # What the operator creates for each cluster, in the order the informers list them.
-CHILDREN = (DEPLOYMENTS, SERVICES, PDBS, SERVICE_MONITORS, INGRESSES, HTTP_ROUTES, AUTOSCALERS)
+CHILDREN = (
+    DEPLOYMENTS,
+    SERVICES,
+    PDBS,
+    SERVICE_MONITORS,
+    INGRESSES,
+    HTTP_ROUTES,
+    AUTOSCALERS,
+    NETWORK_POLICIES,
+)
 # Children only some specs want: pruned when the spec stops wanting them.
-OPTIONAL_CHILDREN = (PDBS, SERVICE_MONITORS, INGRESSES, HTTP_ROUTES, AUTOSCALERS)
+OPTIONAL_CHILDREN = (
+    PDBS,
+    SERVICE_MONITORS,
+    INGRESSES,
+    HTTP_ROUTES,
+    AUTOSCALERS,
+    NETWORK_POLICIES,
+)
 CHILD_KINDS = tuple(k.kind for k in CHILDREN)
 # Read by kind name: the children, and the ConfigMaps/Secrets a cluster references.
 KINDS_BY_NAME = {k.kind: k for k in (*CHILDREN, CONFIGMAPS, SECRETS)}

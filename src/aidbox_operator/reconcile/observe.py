@@ -26,6 +26,7 @@ ASSUMABLE = (
     "Ingress",
     "HTTPRoute",
     "HorizontalPodAutoscaler",
+    "NetworkPolicy",
     "Secret",
 )
 

@@ -155,13 +155,14 @@ class ObjectStore:
     def drop_cluster(self, key: Key) -> None:
         self._clusters.drop(key)
         self._channel_of.pop(key, None)
-        self.pods.pop(key, None)
         self.set_references(key, set())
+        # Its children and pods stay cached as long as they exist: their own watch events
+        # remove them. After `kubectl delete --cascade=orphan` they outlive the cluster, and a
+        # cluster made again under the name adopts them; its pods, unchanged, send no event
+        # that would bring them back into the cache.
         namespace, name = key
         for kind in CHILD_KINDS:
-            child = (kind, namespace, name)
-            self._children.drop(child)
-            self._seen.discard(child)
+            self._seen.discard((kind, namespace, name))
         self._names.dropped(len(self._clusters), self._live_names)
 
     def _live_names(self) -> Iterator[str]:

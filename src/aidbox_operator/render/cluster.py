@@ -12,6 +12,7 @@ from aidbox_operator.render.deployment import PodImage, build_deployment
 from aidbox_operator.render.disruption import build_disruption_budget, wants_disruption_budget
 from aidbox_operator.render.exposure import build_http_route, build_ingress
 from aidbox_operator.render.hashing import stable_hash
+from aidbox_operator.render.network import build_network_policy, wants_network_policy
 from aidbox_operator.render.service import (
     build_service,
     build_service_monitor,
@@ -41,6 +42,8 @@ class RenderContext:
     # The cluster's Deployment exists: with replicas left to another controller, a new one is
     # created with spec.replicas and an existing one's count is left alone.
     deployment_exists: bool = False
+    # The operator's namespace while it reads the pods' /health: a NetworkPolicy lets it in.
+    operator_namespace: str | None = None
 
 
 def effective_replicas(cluster: AidboxCluster, observed_replicas: int | None) -> int:
@@ -77,6 +80,8 @@ def render_cluster(
         manifests.append(build_http_route(cluster))
     if cluster.spec.autoscaling is not None:
         manifests.append(build_autoscaler(cluster))
+    if wants_network_policy(cluster):
+        manifests.append(build_network_policy(cluster, context.operator_namespace))
     return [stamp_applied_hash(m) for m in manifests]
 
 

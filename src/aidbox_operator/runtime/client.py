@@ -40,6 +40,7 @@ APPLY_PATCH = "application/apply-patch+yaml"
 # A server's Retry-After is honoured up to this long (the request's own time limit still holds).
 MAX_RETRY_AFTER = 5.0
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 class ApiError(Exception):

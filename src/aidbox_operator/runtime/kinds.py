@@ -45,3 +45,4 @@ SERVICE_MONITORS = ResourceKind("monitoring.coreos.com/v1", "ServiceMonitor", "s
 INGRESSES = ResourceKind("networking.k8s.io/v1", "Ingress", "ingresses")
 HTTP_ROUTES = ResourceKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 AUTOSCALERS = ResourceKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
+NETWORK_POLICIES = ResourceKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")

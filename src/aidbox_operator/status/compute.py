@@ -131,6 +131,7 @@ def _running(obs: Observation, rollout: Rollout) -> tuple[Conditions, Phase]:
     elif not rollout.complete and rollout.refused:
         # Not final: quota may be freed by others; the Deployment's progress deadline is.
         text = f"{rollout_text}; {_refused(rollout)}"
+        conds[READY] = (False, "PodsRefused", f"{ready_text}; {_refused(rollout)}")
         conds[PROGRESSING] = (True, "PodsRefused", text)
         conds[RECONCILING] = (True, "PodsRefused", text)
     elif not rollout.complete:
