@@ -520,10 +520,12 @@ def test_object_status_on_a_main_resource_update_is_the_stored_status(
             },
         }
         admission = client.AdmissionregistrationV1Api(api_client)
+        # Made before the probe: its status write (the record) would be refused once the probe
+        # is in force, and a policy takes force a moment after it is applied.
+        _create(api_client, ns, "a", "2510.2", record="2510.2")
         apply(api_client, probe)
         apply(api_client, binding)
         try:
-            _create(api_client, ns, "a", "2510.2", record="2510.2")
 
             def probe_refuses() -> bool:
                 try:
