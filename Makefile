@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint quick unit integration e2e faults realnode generate down clean bench demo
+.PHONY: run test lint quick unit integration e2e faults realnode gitops generate down clean bench demo
 
 $(BIN)/.installed: pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ faults: $(BIN)/.installed
 ## make realnode: real kubelet nodes on this machine, real traffic (zero downtime, confinement)
 realnode: $(BIN)/.installed
 	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/realnode
+
+## make gitops: Flux (source-controller, kustomize-controller, built on first use) and a git server drive the operator
+gitops: $(BIN)/.installed
+	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/gitops
 
 ## regenerate the files generated from the model (CRD, README field reference, golden files)
 generate: $(BIN)/.installed
