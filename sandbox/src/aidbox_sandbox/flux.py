@@ -109,6 +109,7 @@ class Flux:
         self.stop()
         self.root.mkdir(parents=True)
         (self.root / "repos").mkdir()
+        (self.root / "storage").mkdir()  # source-controller wants it to exist
         self._write_kubeconfig()
         self._install_crds(bins / "crds")
         ports = {
