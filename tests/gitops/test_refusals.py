@@ -71,18 +71,21 @@ def downgrade_policy(api_client: Any, namespace: str) -> Iterator[str]:
 def test_a_downgrade_is_refused_with_the_policy_message(
     api_client: Any, flux: Any, namespace: str, downgrade_policy: str
 ) -> None:
-    gitops = synced(api_client, flux, namespace, tag="2510")
+    # The policy judges YYMM.MINOR tags only (moving YYMM tags are the operator's to resolve).
+    gitops = synced(api_client, flux, namespace, tag="2510.2")
     wait_for(
-        lambda: gitops.cluster()["status"].get("versionRecord", {}).get("newestReady") == "2510",
+        lambda: gitops.cluster()["status"].get("versionRecord", {}).get("newestReady") == "2510.2",
         timeout=30,
-        message="2510 recorded as the newest Ready release",
+        message="2510.2 recorded as the newest Ready release",
     )
     before = _template(api_client, namespace)
-    revision = gitops.commit(aidbox_files("2509"), "downgrade to 2509")
-    message, took = _failed(gitops, revision, within=60)
+    revision = gitops.commit(aidbox_files("2510.1"), "downgrade to 2510.1")
+    # Refused by the dry-run apply, before any health check: well within the timeout.
+    message, took = _failed(gitops, revision, within=30)
     assert f"ValidatingAdmissionPolicy '{downgrade_policy}'" in message, message
-    assert "spec.image asks for Aidbox 2509, older than 2510" in message, message
-    assert gitops.cluster()["spec"]["image"] == f"{IMAGE}:2510"
+    assert "spec.image asks for Aidbox 2510.1, older than 2510.2" in message, message
+    assert "aidbox.io/allow-downgrade-to" in message, message
+    assert gitops.cluster()["spec"]["image"] == f"{IMAGE}:2510.2"
     assert _template(api_client, namespace) == before
     print(f"\ndowngrade refused, reported after {took:.1f}s: {message}")
 
