@@ -38,12 +38,18 @@ def _template(api: Any, ns: str) -> tuple[int, Any]:
 def _failed(gitops: GitOps, revision: str, within: float) -> tuple[str, float]:
     """The Kustomization's Ready=False message for `revision`, and how long it took."""
     elapsed = stopwatch()
-    body = wait_for(
-        lambda: gitops.failed(revision),
-        timeout=within,
-        interval=0.5,
-        message=f"the Kustomization failing {revision}",
-    )
+    try:
+        body = wait_for(
+            lambda: gitops.failed(revision),
+            timeout=within,
+            interval=0.5,
+            message=f"the Kustomization failing {revision}",
+        )
+    except AssertionError as exc:  # say what Flux and the operator reported instead
+        cluster = gitops.cluster().get("status", {}).get("conditions")
+        raise AssertionError(
+            f"{exc}\nKustomization Ready: {gitops.ready()}\ncluster: {cluster}"
+        ) from None
     return str(condition(body, "Ready")["message"]), elapsed()
 
 
