@@ -59,46 +59,63 @@ def git_repository(namespace: str, url: str) -> dict[str, Any]:
     }
 
 
-def kustomization(namespace: str, timeout: str) -> dict[str, Any]:
-    """What README's GitOps section shows, with the test's short interval and timeout."""
+def kustomization(
+    namespace: str, timeout: str, name: str = NAME, path: str = "./", target: bool = True
+) -> dict[str, Any]:
+    """What README's GitOps section shows, with the test's short interval and timeout. Without
+    `target` no targetNamespace (kustomize would set it on kinds it cannot tell are
+    cluster-scoped, such as AidboxReleaseChannel)."""
     group, version, _ = KUSTOMIZE
-    return {
+    body: dict[str, Any] = {
         "apiVersion": f"{group}/{version}",
         "kind": "Kustomization",
-        "metadata": {"name": NAME, "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "interval": INTERVAL,
             "retryInterval": INTERVAL,
             "timeout": timeout,
-            "path": "./",
+            "path": path,
             "prune": True,
             "wait": True,
             "sourceRef": {"kind": "GitRepository", "name": NAME},
             "targetNamespace": namespace,
         },
     }
+    if not target:
+        del body["spec"]["targetNamespace"]
+    return body
 
 
 @dataclass
 class GitOps:
-    """A repository and the Flux objects syncing it into `namespace`."""
+    """A repository and the Flux objects syncing it (or its folder `path`) into `namespace`.
+    Several share one repository and GitRepository by passing the first one's `repo`."""
 
     api: client.ApiClient
     flux: Any  # aidbox_sandbox.flux.Flux
     namespace: str
     timeout: str = "45s"
-    repo: Any = field(init=False)
+    name: str = NAME
+    path: str = "./"
+    repo: Any = field(default=None)
+    target: bool = True  # targetNamespace: the namespace (kustomization())
 
     def __post_init__(self) -> None:
-        self.repo = self.flux.repository(f"{self.namespace}-{NAME}")
+        if self.repo is None:
+            self.repo = self.flux.repository(f"{self.namespace}-{NAME}")
 
-    def start(self, files: dict[str, str]) -> str:
-        """Commit `files`, then create the GitRepository and the Kustomization; returns the
-        revision Flux will name (main@sha1:<sha>)."""
-        revision = self.commit(files, "first")
+    def start(self, files: dict[str, str] | None = None) -> str:
+        """Commit `files` (if any), then create the GitRepository and the Kustomization;
+        returns the revision Flux will name (main@sha1:<sha>)."""
+        if files is not None:
+            self.commit(files, "first")
         apply(self.api, git_repository(self.namespace, self.repo.url))
-        apply(self.api, kustomization(self.namespace, self.timeout))
-        return revision
+        flux_object = kustomization(self.namespace, self.timeout, self.name, self.path, self.target)
+        apply(self.api, flux_object)
+        return self.revision()
+
+    def revision(self) -> str:
+        return f"main@sha1:{self.repo.head()}"
 
     def commit(self, files: dict[str, str], message: str) -> str:
         return f"main@sha1:{self.repo.commit(files, message)}"
@@ -106,7 +123,7 @@ class GitOps:
     def get(self) -> dict[str, Any]:
         group, version, plural = KUSTOMIZE
         body: dict[str, Any] = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
-            group, version, self.namespace, plural, NAME
+            group, version, self.namespace, plural, self.name
         )
         return body
 
@@ -149,7 +166,7 @@ class GitOps:
         """kustomize-controller's finished reconciles of this Kustomization (its metrics)."""
         with urllib.request.urlopen(self.flux.metrics_url("kustomize-controller"), timeout=5) as r:
             text = r.read().decode()
-        labels = f'kind="Kustomization",name="{NAME}",namespace="{self.namespace}"'
+        labels = f'kind="Kustomization",name="{self.name}",namespace="{self.namespace}"'
         pattern = rf"^gotk_reconcile_duration_seconds_count\{{{labels}\}} (\S+)$"
         found = re.search(pattern, text, re.MULTILINE)
         return int(float(found.group(1))) if found else 0

@@ -149,6 +149,9 @@ class Repository:
         self._git("push", "--quiet", "origin", "HEAD:main")
         return self._git("rev-parse", "HEAD")
 
+    def head(self) -> str:
+        return self._git("rev-parse", "HEAD")
+
     def _clear(self) -> None:
         for entry in self.work.iterdir():
             if entry.name != ".git":
