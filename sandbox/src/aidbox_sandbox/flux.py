@@ -10,9 +10,9 @@ artifact server to free loopback ports; the artifact server advertises that same
 address, which is where kustomize-controller fetches artifacts from. Logs go to the sandbox's
 logs folder (source-controller.log, kustomize-controller.log, gitserver.log).
 
-`stop()` first removes the Flux objects' finalizers (nothing would remove them once the
-controllers are gone, and their namespaces would never finish deleting), then stops the
-processes and deletes the git repositories and artifacts. The CRDs stay installed.
+`stop()` stops the processes, then removes the Flux objects' finalizers (nothing would remove
+them once the controllers are gone, and their namespaces would never finish deleting), and
+deletes the git repositories and artifacts. The CRDs stay installed.
 """
 
 from __future__ import annotations
@@ -230,18 +230,19 @@ class Flux:
 
     # -- stop
     def stop(self) -> None:
-        """Release the Flux objects' finalizers, stop the processes, delete repositories and
+        """Stop the processes, release the Flux objects' finalizers, delete repositories and
         artifacts."""
+        nodehost.kill_all(set(self._alive().values()), grace=5)
+        # After the controllers are gone: a running kustomize-controller would add them back.
         if self.kubeconfig.exists() and self.cp.api_server_url:
             self._drop_finalizers()
-        nodehost.kill_all(set(self._alive().values()), grace=5)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _drop_finalizers(self) -> None:
         for kind in FLUX_KINDS:
             try:
                 listed = json.loads(self._kubectl("get", kind, "--all-namespaces", "-o", "json"))
-            except (SandboxError, ValueError):
+            except (SandboxError, ValueError, subprocess.TimeoutExpired):
                 continue  # the API server is gone or the CRD is not installed
             for item in listed.get("items", []):
                 meta = item["metadata"]
