@@ -51,23 +51,23 @@ def test_first_sync_is_ready_only_after_the_cluster(
     elapsed = stopwatch()
     revision = gitops.start(aidbox_files())
     cluster_ready_at: float | None = None
+    too_early: list[dict[str, Any]] = []  # wait_for takes an exception for "not yet": a list
 
     def flux_ready() -> dict[str, Any] | None:
         nonlocal cluster_ready_at
         # Read the Kustomization first: were it Ready before the cluster, the cluster read
         # after it could only be Ready too late, never too early.
         applied = gitops.applied(revision)
-        cluster = gitops.cluster() if applied or cluster_ready_at is None else None
-        if cluster is not None and cluster_ready(cluster) and cluster_ready_at is None:
+        cluster = gitops.cluster()
+        if cluster_ready(cluster) and cluster_ready_at is None:
             cluster_ready_at = elapsed()
-        if applied:
-            assert cluster is not None and cluster_ready(cluster), (
-                f"the Kustomization is Ready while the AidboxCluster is not: {cluster}"
-            )
+        if applied and not cluster_ready(cluster):
+            too_early.append(cluster.get("status") or {})
         return applied
 
     body = wait_for(flux_ready, timeout=120, interval=0.2, message=f"Ready on {revision}")
     flux_at = elapsed()
+    assert not too_early, f"the Kustomization was Ready before the AidboxCluster: {too_early}"
     assert cluster_ready_at is not None
     assert condition(body, "Healthy").get("status") == "True", body["status"]
     inventory = {e["id"] for e in body["status"]["inventory"]["entries"]}
@@ -83,13 +83,15 @@ def test_a_release_bump_is_not_ready_while_the_pods_roll(
 ) -> None:
     gitops = synced(api_client, flux, namespace)
     revision = gitops.commit(aidbox_files("2510"), "bump the release to 2510")
-    seen_rolling = []
+    seen_rolling: list[dict[str, Any]] = []
+    ready_mid_roll: list[Any] = []  # wait_for takes an exception for "not yet": a list
 
     def settled() -> dict[str, Any] | None:
         applied = gitops.applied(revision)
         dep = _deployment(api_client, namespace)
+        if applied and not _rolled_out(dep):
+            ready_mid_roll.append(dep.status)
         if applied:
-            assert _rolled_out(dep), "the Kustomization is Ready while the pods still roll"
             return applied
         attempted = (gitops.get().get("status") or {}).get("lastAttemptedRevision")
         if attempted == revision and not _rolled_out(dep):
@@ -97,6 +99,7 @@ def test_a_release_bump_is_not_ready_while_the_pods_roll(
         return None
 
     wait_for(settled, timeout=180, interval=0.2, message=f"Ready on {revision}")
+    assert not ready_mid_roll, f"the Kustomization was Ready mid-roll: {ready_mid_roll}"
     assert seen_rolling, "never saw the Kustomization not-ready on the new revision mid-roll"
     assert all(c.get("status") != "True" for c in seen_rolling), seen_rolling
     body = gitops.cluster()
