@@ -117,12 +117,13 @@ def test_an_invalid_value_the_crd_admits_fails_fast(
 def test_a_missing_configmap_fails_at_the_timeout(
     api_client: Any, flux: Any, namespace: str
 ) -> None:
-    gitops = synced(api_client, flux, namespace, timeout="20s")
+    # 30 s: the shortest health check timeout Flux takes (Kustomization.GetTimeout).
+    gitops = synced(api_client, flux, namespace, timeout="30s")
     before = _template(api_client, namespace)
     revision = gitops.commit(
         aidbox_files(configMapRef={"name": f"{CLUSTER}-v2"}), "name a ConfigMap not in git"
     )
-    message, took = _failed(gitops, revision, within=20 + 30)
+    message, took = _failed(gitops, revision, within=30 + 20)
     assert "timeout waiting for" in message, message
     assert f"AidboxCluster/{namespace}/{CLUSTER} status: 'InProgress'" in message, message
     held = [c for c in gitops.cluster()["status"]["conditions"] if f"{CLUSTER}-v2" in c["message"]]
