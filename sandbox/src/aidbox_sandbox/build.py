@@ -1,7 +1,8 @@
 """Build the pinned sandbox binaries from Go modules, once, into a cache folder.
 
-Wrapper modules ship with the package (gomod/k8s, gomod/kwok, and gomod/registry for the OCI
-registry real-node tests may ask for); their go.mod/go.sum pin every version with checksums.
+Wrapper modules ship with the package (gomod/k8s, gomod/kwok, gomod/registry for the OCI
+registry real-node tests may ask for, gomod/flux-source and gomod/flux-kustomize for the GitOps
+tests' Flux); their go.mod/go.sum pin every version with checksums.
 They are copied to the cache and built there with the Go toolchain; binaries, GOMODCACHE and
 GOCACHE all live under the cache folder (default ~/.cache/aidbox-operator, or
 $AIDBOX_CACHE_DIR), keyed by version, and are reused later.
