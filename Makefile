@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint lint-code lint-manifests quick unit integration e2e faults realnode generate down clean bench demo
+.PHONY: run test lint lint-code lint-manifests quick unit integration e2e faults realnode gitops generate down clean bench demo
 
 $(BIN)/.installed: pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,9 @@ lint-code: $(BIN)/.installed
 lint-manifests: $(BIN)/.installed
 	$(BIN)/python scripts/lint_manifests.py
 
-## make quick: every suite but the slow ones that start nodes of their own (faults, realnode)
+## make quick: every suite but the slow ones that start parts of their own (faults, realnode, gitops)
 quick: $(BIN)/.installed
-	$(BIN)/pytest -ra $(PYTEST_ARGS) -m "not faults and not realnode" tests
+	$(BIN)/pytest -ra $(PYTEST_ARGS) -m "not faults and not realnode and not gitops" tests
 
 ## make unit: the unit tests alone (no sandbox)
 unit: $(BIN)/.installed
@@ -59,6 +59,10 @@ faults: $(BIN)/.installed
 ## make realnode: real kubelet nodes on this machine, real traffic (zero downtime, confinement)
 realnode: $(BIN)/.installed
 	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/realnode
+
+## make gitops: Flux (source-controller, kustomize-controller, built on first use) and a git server drive the operator
+gitops: $(BIN)/.installed
+	$(BIN)/pytest -ra $(PYTEST_ARGS) tests/gitops
 
 ## regenerate the files generated from the model (CRD, README field reference, golden files)
 generate: $(BIN)/.installed

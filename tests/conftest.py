@@ -24,10 +24,10 @@ from kube_helpers import install_crd
 from operator_process import OperatorProcess
 
 USE_EXISTING = os.environ.get("AIDBOX_TEST_USE_EXISTING_CLUSTER") == "1"
-_CLUSTER_DIRS = ("integration", "e2e", "realnode")
+_CLUSTER_DIRS = ("integration", "e2e", "realnode", "gitops")
 # Each suite's directory under tests/ is also its marker (declared in pyproject.toml), so that
 # `pytest -m "not faults and not realnode"` runs the quick suites.
-SUITES = ("unit", "integration", "e2e", "faults", "realnode")
+SUITES = ("unit", "integration", "e2e", "faults", "realnode", "gitops")
 _TESTS = Path(__file__).resolve().parent
 
 

@@ -1,7 +1,7 @@
 """Builds, at the lowest CPU priority, the tools that the later suites of a full run need (the
-registry, kubelet and kube-proxy, helm, promtool, the verdict helpers), while the first suites
-run. Those mostly wait on timers and the cluster, so the builds take cores that would sit idle,
-and each later test finds its binary built instead of building it then.
+registry, kubelet and kube-proxy, Flux's controllers, helm, promtool, the verdict helpers), while
+the first suites run. Those mostly wait on timers and the cluster, so the builds take cores that
+would sit idle, and each later test finds its binary built instead of building it then.
 
 Started by conftest.py for `make test` (AIDBOX_PREBUILD=1). Every build holds the same lock the
 test's own build takes, so a test that needs a binary before it is ready waits for it (or builds
@@ -20,12 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tools  # tests/ is not a package: found through the path above
 from aidbox_sandbox import build
 
-# The order the suites need them in: integration (verdict helpers, the registry), realnode
-# (kubelet, kube-proxy), unit (helm, promtool, and kustomize and kube-score for the manifest
-# linters).
+# The order the suites need them in: gitops (Flux's two controllers), integration (verdict
+# helpers, the registry), realnode (kubelet, kube-proxy), unit (helm, promtool, and kustomize
+# and kube-score for the manifest linters). The verdict helpers take seconds, so they come first
+# all the same.
 STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("kstatus", tools.kstatus),
     ("argocd-health", tools.argocd_health),
+    ("source-controller, kustomize-controller", build.ensure_flux_binaries),
     ("registry", build.ensure_registry_binary),
     ("kubelet, kube-proxy", build.ensure_node_binaries),
     ("helm", tools.helm),

@@ -1,7 +1,8 @@
 """Build the pinned sandbox binaries from Go modules, once, into a cache folder.
 
-Wrapper modules ship with the package (gomod/k8s, gomod/kwok, and gomod/registry for the OCI
-registry real-node tests may ask for); their go.mod/go.sum pin every version with checksums.
+Wrapper modules ship with the package (gomod/k8s, gomod/kwok, gomod/registry for the OCI
+registry real-node tests may ask for, gomod/flux-source and gomod/flux-kustomize for the GitOps
+tests' Flux); their go.mod/go.sum pin every version with checksums.
 They are copied to the cache and built there with the Go toolchain; binaries, GOMODCACHE and
 GOCACHE all live under the cache folder (default ~/.cache/aidbox-operator, or
 $AIDBOX_CACHE_DIR), keyed by version, and are reused later.
@@ -10,6 +11,7 @@ $AIDBOX_CACHE_DIR), keyed by version, and are reused later.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -29,6 +31,8 @@ ETCD_VERSION = "3.7.0"
 KWOK_VERSION = "0.8.0"
 # The CNCF distribution registry (an OCI registry for the real nodes to pull from), on demand.
 REGISTRY_VERSION = "3.1.2"
+# Flux's source-controller and kustomize-controller (the GitOps tests), one release for both.
+FLUX_VERSION = "1.9.6"
 MIN_GO = (1, 26)
 
 Progress = Callable[[str], None]
@@ -61,6 +65,9 @@ class _Target:
     binaries: tuple[str, ...]
     ldflags: str
     module: str = ""
+    # `go mod download` of the whole module graph first; off where the graph names a module the
+    # proxy does not serve (a test dependency of a dependency): `go build` fetches what it needs.
+    download_all: bool = True
 
     @property
     def module_dir(self) -> str:
@@ -122,6 +129,27 @@ REGISTRY_TARGET = _Target(
     ("registry",),
     f"-s -w -X github.com/distribution/distribution/v3/version.version=v{REGISTRY_VERSION}",
 )
+
+
+# Flux's two controllers: a wrapper module each (their dependency sets differ), built only when
+# the GitOps tests ask for Flux. Their CRDs are copied from the same modules next to them.
+FLUX_TARGETS = (
+    _Target(
+        "flux-source",
+        ("github.com/fluxcd/source-controller",),
+        ("source-controller",),
+        "-s -w",
+        download_all=False,
+    ),
+    _Target(
+        "flux-kustomize",
+        ("github.com/fluxcd/kustomize-controller",),
+        ("kustomize-controller",),
+        "-s -w",
+        download_all=False,
+    ),
+)
+FLUX_MODULES = ("github.com/fluxcd/source-controller", "github.com/fluxcd/kustomize-controller")
 
 
 def bin_dir() -> Path:
@@ -255,7 +283,9 @@ def _build_target(target: _Target, go: Path, out: Path, progress: Progress) -> N
     what = f"building {', '.join(target.binaries)}"
     progress(f"{what} (first run takes minutes; later runs reuse {cache_root()})")
     started = time.monotonic()
-    _run_go(go, ["mod", "download"], src, log, f"downloading modules for {target.name}", progress)
+    if target.download_all:
+        what_dl = f"downloading modules for {target.name}"
+        _run_go(go, ["mod", "download"], src, log, what_dl, progress)
     _run_go(
         go,
         ["build", "-trimpath", "-ldflags", target.ldflags, "-o", f"{tmp}/", *target.packages],
@@ -321,6 +351,49 @@ def ensure_registry_binary(progress: Progress = print) -> Path:
         if not ok or not (out / "registry").is_file():
             _build_target(REGISTRY_TARGET, find_go(), out, progress)
     return out / "registry"
+
+
+def flux_bin_dir() -> Path:
+    """Folder holding source-controller, kustomize-controller and crds/ (their CRDs)."""
+    return cache_root() / "bin" / f"flux-v{FLUX_VERSION}"
+
+
+def ensure_flux_binaries(progress: Progress = print) -> Path:
+    """Build Flux's controllers and gather their CRDs when missing; return their folder."""
+    out = flux_bin_dir()
+    # A lock of its own: the control plane's build need not wait for Flux's, nor Flux's for it.
+    with file_lock(cache_root() / "flux-build.lock"):
+        go: Path | None = None
+        for target in FLUX_TARGETS:
+            marker = out / f".{target.name}.stamp"
+            ok = marker.exists() and marker.read_text() == _target_stamp(target)
+            if not ok or not all((out / b).is_file() for b in target.binaries):
+                go = go or find_go()
+                _build_target(target, go, out, progress)
+        if not (out / "crds" / ".done").exists():
+            _copy_flux_crds(go or find_go(), out / "crds")
+    return out
+
+
+def _copy_flux_crds(go: Path, crds: Path) -> None:
+    """The CRD files of config/crd/bases in each controller's module of FLUX_VERSION."""
+    crds.mkdir(parents=True, exist_ok=True)
+    for module in FLUX_MODULES:
+        answer = subprocess.run(
+            [str(go), "mod", "download", "-json", f"{module}@v{FLUX_VERSION}"],
+            capture_output=True,
+            text=True,
+            env=go_env(),
+            cwd=crds,
+            timeout=600,
+            check=False,
+        )
+        if answer.returncode != 0:
+            raise SandboxError(f"downloading {module} for its CRDs failed: {answer.stdout}")
+        bases = Path(json.loads(answer.stdout)["Dir"]) / "config" / "crd" / "bases"
+        for crd in sorted(bases.glob("*.yaml")):
+            shutil.copyfile(crd, crds / crd.name)
+    (crds / ".done").write_text(FLUX_VERSION)
 
 
 # Shared with the other things built from Go sources (the stand-in images).

@@ -1,6 +1,6 @@
 """The sandbox as tests, the benchmark and the CLI use it: the control plane (controlplane.py)
-and, when asked for, real kubelet nodes (realnode.py) and an OCI registry (registry.py),
-started and stopped together.
+and, when asked for, real kubelet nodes (realnode.py), an OCI registry (registry.py) and Flux
+with a git server (flux.py), started and stopped together.
 
 `up()` holds a lock, starts the control plane (building binaries first; after a crash cleaning
 up, then one retry with new ports if a chosen one was taken), then the registry and the real
@@ -21,6 +21,7 @@ from . import build, pki
 from .controlplane import ControlPlane, Progress, SandboxStatus
 from .errors import PortBusyError
 from .files import file_lock
+from .flux import Flux
 from .kubeapi import KubeApi
 from .realnode import RealNodes, kubelet_access_flags
 from .registry import Registry
@@ -56,6 +57,7 @@ class Sandbox:
             registry = os.environ.get("AIDBOX_SANDBOX_REGISTRY", "") not in ("", "0")
         self.with_registry = registry
         self.registry = Registry(state)
+        self.flux = Flux(self.control_plane)
 
     # -- the control plane's paths and API
     @property
@@ -104,7 +106,8 @@ class Sandbox:
     # -- stop
     def down(self) -> None:
         """Stop everything this sandbox started and remove its state (tmpfs included)."""
-        RealNodes(self.control_plane).down()  # while the API server still answers
+        self.flux.stop()  # while the API server still answers
+        RealNodes(self.control_plane).down()
         self.registry.stop()
         self.control_plane.down()
 
@@ -170,6 +173,20 @@ class Sandbox:
         finally:
             if not was_running:
                 self.stop_registry()
+
+    # -- GitOps: Flux's controllers and a git server (flux.py), on demand only
+    @contextlib.contextmanager
+    def flux_session(self, progress: Progress = print) -> Iterator[Flux]:
+        """Flux for a while (e.g. a test suite): started on entry; stopped on exit unless it
+        ran before."""
+        with self._flock("up.lock", fcntl.LOCK_EX):
+            was_running = self.flux.running()
+            self.flux.start(progress)
+        try:
+            yield self.flux
+        finally:
+            if not was_running:
+                self.flux.stop()
 
     def _up_control_plane(self, progress: Progress) -> None:
         cp = self.control_plane
