@@ -21,15 +21,16 @@ import tools  # tests/ is not a package: found through the path above
 from aidbox_sandbox import build
 
 # The order the suites need them in: gitops (Flux's two controllers), integration (verdict
-# helpers, the registry), realnode (kubelet, kube-proxy), unit (helm, promtool, and kustomize
-# and kube-score for the manifest linters). The verdict helpers take seconds, so they come first
-# all the same.
+# helpers, the registry), realnode (kubelet, kube-proxy, metrics-server), unit (helm, promtool,
+# and kustomize and kube-score for the manifest linters). The verdict helpers take seconds, so
+# they come first all the same.
 STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("kstatus", tools.kstatus),
     ("argocd-health", tools.argocd_health),
     ("source-controller, kustomize-controller", build.ensure_flux_binaries),
     ("registry", build.ensure_registry_binary),
     ("kubelet, kube-proxy", build.ensure_node_binaries),
+    ("metrics-server", tools.metrics_server),
     ("helm", tools.helm),
     ("promtool", tools.promtool),
     ("kustomize", tools.kustomize),

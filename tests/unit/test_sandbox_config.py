@@ -55,6 +55,25 @@ def test_certificates(tmp_path: Path) -> None:
     assert b"PUBLIC KEY" in paths.sa_pub.read_bytes()
 
 
+def test_front_proxy_certificate_has_its_own_ca(tmp_path: Path) -> None:
+    """Aggregated API servers trust the request's user headers only from this certificate: it
+    must come from a CA that signs nothing else, under the name the API server allows."""
+    paths = pki.generate(tmp_path)
+    ca = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    proxy_ca = x509.load_pem_x509_certificate(paths.front_proxy_ca_cert.read_bytes())
+    proxy = x509.load_pem_x509_certificate(paths.front_proxy_client_cert.read_bytes())
+    assert proxy.issuer == proxy_ca.subject != ca.subject
+    proxy.verify_directly_issued_by(proxy_ca)
+    cn = proxy.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert cn == pki.FRONT_PROXY_CLIENT
+    eku = proxy.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.CLIENT_AUTH in eku
+    assert paths.front_proxy_client_key.stat().st_mode & 0o077 == 0
+    flags = controlplane.aggregation_flags(paths)
+    assert f"--requestheader-allowed-names={pki.FRONT_PROXY_CLIENT}" in flags
+    assert f"--requestheader-client-ca-file={paths.front_proxy_ca_cert}" in flags
+
+
 def test_stages_load_and_not_ready_stage_wins() -> None:
     docs = controlplane.stage_documents()
     names = {d["metadata"]["name"] for d in docs}

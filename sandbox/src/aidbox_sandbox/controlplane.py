@@ -152,6 +152,23 @@ def _node_ready_and_untainted(node: dict[str, Any]) -> bool:
     )
 
 
+def aggregation_flags(p: PkiPaths) -> list[str]:
+    """kube-apiserver flags of the aggregation layer (an APIService served by another server,
+    e.g. metrics-server). The API server publishes the request-header settings in
+    kube-system/extension-apiserver-authentication, where aggregated servers read them. Routing
+    stays the default (to a Service's ClusterIP, or an ExternalName's host): nothing else in
+    the sandbox registers an APIService backed by a Service."""
+    return [
+        f"--requestheader-client-ca-file={p.front_proxy_ca_cert}",
+        f"--requestheader-allowed-names={pki.FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={p.front_proxy_client_cert}",
+        f"--proxy-client-key-file={p.front_proxy_client_key}",
+    ]
+
+
 # ---------------------------------------------------------------- the control plane
 
 
@@ -495,6 +512,7 @@ class ControlPlane:
             "--audit-log-maxsize=200",
             "--audit-log-maxbackup=1",
             "--profiling=false",
+            *aggregation_flags(p),
         ]
 
     def _start_controllers(self, bins: Path, ports: dict[str, int]) -> None:

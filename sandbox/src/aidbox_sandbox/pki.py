@@ -3,6 +3,11 @@
 One self-signed CA signs the API server's serving certificate and every client certificate.
 The service-account key pair is a separate RSA key (the API server verifies tokens with the
 public half, the controller-manager and the API server sign with the private half).
+
+A second CA, the front proxy's, signs only the certificate the API server presents when it
+proxies a request to an aggregated API server (the aggregation layer, e.g. metrics-server):
+that server trusts the user named in the request's headers only from a holder of it. Kept apart
+from the main CA so that no ordinary client certificate can pass itself off as the proxy.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ CLIENTS = (
     ClientIdentity("apiserver-kubelet-client", "kube-apiserver-kubelet-client"),
 )
 KUBELET_CLIENT = CLIENTS[-1]
+# The API server's identity towards aggregated API servers (--requestheader-allowed-names).
+FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -94,9 +101,9 @@ def _builder(
     )
 
 
-def make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def make_ca(cn: str = "aidbox-sandbox-ca") -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = _new_key()
-    name = _name("aidbox-sandbox-ca")
+    name = _name(cn)
     cert = (
         _builder(name, name, key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -192,6 +199,18 @@ class PkiPaths:
     def sa_pub(self) -> Path:
         return self.root / "sa.pub"
 
+    @property
+    def front_proxy_ca_cert(self) -> Path:
+        return self.root / "front-proxy-ca.crt"
+
+    @property
+    def front_proxy_client_cert(self) -> Path:
+        return self.root / "front-proxy-client.crt"
+
+    @property
+    def front_proxy_client_key(self) -> Path:
+        return self.root / "front-proxy-client.key"
+
     def client_cert(self, stem: str) -> Path:
         return self.root / f"{stem}.crt"
 
@@ -241,7 +260,17 @@ def generate(root: Path) -> PkiPaths:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
     )
+    _front_proxy(paths)
     return paths
+
+
+def _front_proxy(paths: PkiPaths) -> None:
+    """The front-proxy CA and the one client certificate it signs (its key is not kept)."""
+    ca_key, ca_cert = make_ca("aidbox-sandbox-front-proxy-ca")
+    _write(paths.front_proxy_ca_cert, _cert_pem(ca_cert))
+    key, cert = _leaf(ca_key, ca_cert, _name(FRONT_PROXY_CLIENT), ExtendedKeyUsageOID.CLIENT_AUTH)
+    _write(paths.front_proxy_client_cert, _cert_pem(cert))
+    _write(paths.front_proxy_client_key, _key_pem(key), private=True)
 
 
 def issue(
