@@ -1,7 +1,7 @@
 """Builds, at the lowest CPU priority, the tools that the later suites of a full run need (the
-registry, kubelet and kube-proxy, helm, promtool, the verdict helpers), while the first suites
-run. Those mostly wait on timers and the cluster, so the builds take cores that would sit idle,
-and each later test finds its binary built instead of building it then.
+registry, kubelet and kube-proxy, Traefik, helm, promtool, the verdict helpers), while the first
+suites run. Those mostly wait on timers and the cluster, so the builds take cores that would sit
+idle, and each later test finds its binary built instead of building it then.
 
 Started by conftest.py for `make test` (AIDBOX_PREBUILD=1). Every build holds the same lock the
 test's own build takes, so a test that needs a binary before it is ready waits for it (or builds
@@ -18,16 +18,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tools  # tests/ is not a package: found through the path above
-from aidbox_sandbox import build
+from aidbox_sandbox import build, traefik
 
 # The order the suites need them in: integration (verdict helpers, the registry), realnode
-# (kubelet, kube-proxy), unit (helm, promtool, and kustomize and kube-score for the manifest
-# linters).
+# (kubelet, kube-proxy, the Traefik ingress controller), unit (helm, promtool, and kustomize
+# and kube-score for the manifest linters).
 STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("kstatus", tools.kstatus),
     ("argocd-health", tools.argocd_health),
     ("registry", build.ensure_registry_binary),
     ("kubelet, kube-proxy", build.ensure_node_binaries),
+    ("traefik", traefik.ensure_binary),
     ("helm", tools.helm),
     ("promtool", tools.promtool),
     ("kustomize", tools.kustomize),
