@@ -1,11 +1,11 @@
 """Traefik, a real ingress controller for pods on real nodes: built from its released Go module
 and packed as a one-binary image (no Docker engine, no registry), like the stand-in.
 
-Traefik's go.mod replaces two modules with its own forks, which `go install pkg@version`
+Traefik's go.mod replaces three modules with its own forks, which `go install pkg@version`
 refuses, so it is built as the main module: the source the module proxy serves for the release
 (`go mod download`), copied out of the module cache, built with its own go.mod and go.sum
 (-mod=readonly: nothing is resolved anew). CGO off, static. v3.6.12 is the newest release the
-module proxy this project builds from can build: every v3.7 release replaces
+module proxy this project builds from can build: v3.7.11 and v3.7.13 replace
 github.com/abbot/go-http-auth with a fork version the proxy refuses, and lego's DNS providers
 of v3.7.13 need 14 SDK versions it refuses too ("403 This module version is not available").
 
