@@ -11,7 +11,8 @@ from aidbox_sandbox.nodeconfig import REAL_NODE_LABEL
 from aidbox_sandbox.traefik import TRAEFIK_IMAGE, TRAEFIK_UID
 
 CONTROLLER = "traefik.io/ingress-controller"  # the controller name Traefik claims classes by
-WEB_PORT, PING_PORT = 8000, 9000  # unprivileged ports: the container runs as a plain user
+# Unprivileged ports: the container runs as a plain user.
+WEB_PORT, TLS_PORT, PING_PORT = 8000, 8443, 9000
 LABELS = {"app": "traefik"}
 
 # What the provider's informers list and watch (pkg/provider/kubernetes/ingress/client.go):
@@ -39,6 +40,10 @@ def _args(ingress_class: str) -> list[str]:
         "--global.checkNewVersion=false",
         "--global.sendAnonymousUsage=false",
         f"--entryPoints.web.address=:{WEB_PORT}",
+        # Every router on this entry point is served with TLS, the certificate picked by SNI
+        # from the Ingresses' spec.tls Secrets.
+        f"--entryPoints.websecure.address=:{TLS_PORT}",
+        "--entryPoints.websecure.http.tls=true",
         f"--entryPoints.traefik.address=:{PING_PORT}",
         "--ping=true",
         "--providers.kubernetesingress=true",

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingress_controller import LABELS, WEB_PORT, manifests
+from ingress_controller import LABELS, TLS_PORT, WEB_PORT, manifests
 from kubernetes import client
 from standin import pods, standin_spec, wait_settled
-from traffic import Traffic, get_json
+from traffic import Traffic, get_json, get_json_tls
 
-from aidbox_sandbox import build, traefik
+from aidbox_sandbox import build, pki, traefik
 from aidbox_sandbox.realnode import RealNodes
 from helpers import wait_for
 from kube_helpers import (
@@ -51,6 +51,7 @@ class Controller:
     ip: str  # the Traefik pod's IP: requests go there, with Host: HOST
     holder: int  # a real node's namespace holder, to send them from
     ingress_class: str
+    pki: pki.PkiPaths  # the sandbox CA, which signs the test's serving certificate
 
 
 def _ready_pod(api: client.ApiClient, namespace: str) -> client.V1Pod | None:
@@ -95,7 +96,8 @@ def controller(api_client: client.ApiClient, real_nodes: RealNodes) -> Iterator[
             message=f"Traefik ready in {namespace}",
         )
         print(f"\nTraefik {traefik.TRAEFIK_VERSION} ready in {time.monotonic() - started:.1f}s")
-        yield Controller(pod.status.pod_ip, real_nodes.holder("real-node-0"), ingress_class)
+        holder = real_nodes.holder("real-node-0")
+        yield Controller(pod.status.pod_ip, holder, ingress_class, real_nodes.cluster.pki)
     finally:
         _delete_cluster_wide(api_client, ingress_class)
         next(lifetime, None)  # deletes the namespace
@@ -171,3 +173,33 @@ def test_ingress_serves_the_cluster_url_through_a_rolling_restart(
     served = {through_ingress(controller, "/")["pod"] for _ in range(6)}
     assert served <= after, f"served by {served} after the restart; pods now {after}"
     served_url(api, namespace, controller)
+
+
+def test_tls_host_is_served_at_the_https_url(
+    api_client: client.ApiClient, namespace: str, controller: Controller
+) -> None:
+    """spec.ingress.tlsSecretName: Traefik serves the host over TLS with the Secret's
+    certificate, and the URL reported and given to Aidbox is https."""
+    api, host = api_client, "fhir-tls.sandbox.test"
+    cert, key = pki.issue(controller.pki, f"ingress-{namespace}", host, server_dns=(host,))
+    secret = {
+        "metadata": {"name": "fhir-tls"},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": cert.read_text(), "tls.key": key.read_text()},
+    }
+    client.CoreV1Api(api).create_namespaced_secret(namespace, secret)
+    make_config(api, NAME, namespace, data={"BOX_ID": NAME})
+    ingress = {"className": controller.ingress_class, "hosts": [host], "tlsSecretName": "fhir-tls"}
+    create_cluster(api, NAME, namespace, **standin_spec(1, ingress=ingress))
+    wait_settled(api, NAME, namespace, 1)
+    ca = controller.pki.ca_cert
+    health = wait_for(
+        lambda: get_json_tls(controller.holder, controller.ip, TLS_PORT, host, ca),
+        timeout=60,
+        interval=0.5,
+        message=f"Traefik serving https://{host}/ with the Secret's certificate",
+    )
+    assert get_cluster(api, NAME, namespace)["status"]["url"] == f"https://{host}"
+    assert health["about"]["webBaseUrl"] == f"https://{host}", health["about"]
+    # The certificate is the Secret's, for this host only: another name fails verification.
+    assert get_json_tls(controller.holder, controller.ip, TLS_PORT, "x.sandbox.test", ca) is None

@@ -92,3 +92,34 @@ def get_json(holder: int, url: str, timeout: float = 3.0, host: str = "") -> Any
         timeout=timeout + 10,
     ).stdout
     return json.loads(out)
+
+
+def get_json_tls(holder: int, address: str, port: int, host: str, ca_file: Path) -> Any:
+    """GET /health over TLS to address:port with SNI and Host `host`, trusting only `ca_file`, from
+    inside a node's network namespace; None when it does not answer or the certificate is not
+    valid for `host`."""
+    code = (
+        "import json,socket,ssl,sys\n"
+        "address, port, host, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]\n"
+        "context = ssl.create_default_context(cafile=ca)\n"
+        "try:\n"
+        "    with socket.create_connection((address, port), timeout=3) as raw:\n"
+        "        with context.wrap_socket(raw, server_hostname=host) as conn:\n"
+        "            request = f'GET /health HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n'\n"
+        "            conn.sendall(request.encode())\n"
+        "            answer = b''.join(iter(lambda: conn.recv(65536), b''))\n"
+        "    head, _, body = answer.partition(b'\\r\\n\\r\\n')\n"
+        "    ok = head.split(b' ')[1] == b'200'\n"
+        "    print(body.decode() if ok else 'null')\n"
+        "except (OSError, IndexError):\n"
+        "    print('null')\n"
+    )
+    args = [address, str(port), host, str(ca_file)]
+    out = subprocess.run(
+        ["nsenter", f"--target={holder}", "--net", "--", sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=15,
+    ).stdout
+    return json.loads(out)
