@@ -8,6 +8,7 @@ network namespace, with the Host header the controller routes by."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ RATE = 60.0
 MIN_REQUESTS = 900
 # The stand-in keeps accepting this long after SIGTERM, as in test_zero_downtime.py.
 DRAIN = {"STANDIN_DRAIN_SECONDS": "5"}
+RESULTS = Path(__file__).resolve().parents[2] / "build" / "realnode-traffic.jsonl"
 
 
 @dataclass(frozen=True)
@@ -132,10 +134,24 @@ def served_url(api: client.ApiClient, namespace: str, controller: Controller) ->
     assert through_ingress(controller, "/health", host="other.sandbox.test") is None
 
 
+def record(result: dict[str, Any], figures: dict[str, float]) -> None:
+    """Print the figures and append them to the real-node traffic results."""
+    print(
+        f"\nrolling restart through Traefik: {result['sent']} sent, {result['ok']} ok, "
+        f"{result['failed']} failed {result['errors']} in {result['seconds']}s; "
+        f"pods {result['pods']}; {figures}"
+    )
+    line = {k: v for k, v in result.items() if k != "failures"}
+    RESULTS.parent.mkdir(exist_ok=True)
+    with RESULTS.open("a") as fh:
+        fh.write(json.dumps({**line, **figures, "scenario": "ingress-restart"}) + "\n")
+
+
 def test_ingress_serves_the_cluster_url_through_a_rolling_restart(
     api_client: client.ApiClient, namespace: str, controller: Controller, tmp_path: Path
 ) -> None:
-    api, figures = api_client, {}
+    api = api_client
+    figures: dict[str, float] = {}
     make_config(api, NAME, namespace, data={"BOX_ID": NAME, **DRAIN})
     spec = standin_spec(2, ingress={"className": controller.ingress_class, "hosts": [HOST]})
     started = time.monotonic()
@@ -162,11 +178,7 @@ def test_ingress_serves_the_cluster_url_through_a_rolling_restart(
         load.run_until(MIN_REQUESTS)
         result = load.stop()
     after = names(api, namespace)
-    print(
-        f"\nrolling restart through Traefik: {result['sent']} sent, {result['ok']} ok, "
-        f"{result['failed']} failed {result['errors']} in {result['seconds']}s; "
-        f"pods {result['pods']}; {figures}"
-    )
+    record(result, figures)
     assert result["sent"] >= MIN_REQUESTS
     assert result["failed"] == 0, f"failed requests: {result['errors']} at {result['failures']}"
     assert set(result["pods"]) & before and set(result["pods"]) & after, result["pods"]
