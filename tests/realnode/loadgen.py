@@ -19,17 +19,22 @@ from pathlib import Path
 from typing import Any
 
 
-def one_request(host: str, port: int, path: str, timeout: float) -> tuple[bool, str]:
+def one_request(
+    host: str, port: int, path: str, timeout: float, host_header: str
+) -> tuple[bool, str, str]:
+    """(ok, the serving version or what failed, the serving pod)."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    headers = {"Connection": "close", **({"Host": host_header} if host_header else {})}
     try:
-        conn.request("GET", path, headers={"Connection": "close"})
+        conn.request("GET", path, headers=headers)
         resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:
-            return False, f"http {resp.status}"
-        return True, str(json.loads(body).get("version", "?"))
+            return False, f"http {resp.status}", ""
+        served = json.loads(body)
+        return True, str(served.get("version", "?")), str(served.get("pod", "?"))
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        return False, type(exc).__name__
+        return False, type(exc).__name__, ""
     finally:
         conn.close()
 
@@ -39,6 +44,8 @@ def main() -> None:
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", default="/")
+    # The Host header to send (an ingress controller routes by it); default: --host.
+    parser.add_argument("--host-header", default="")
     parser.add_argument("--rate", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--out", type=Path, required=True)
@@ -50,15 +57,17 @@ def main() -> None:
     counts: dict[str, Any] = {"sent": 0, "ok": 0, "failed": 0}
     errors: collections.Counter[str] = collections.Counter()
     versions: collections.Counter[str] = collections.Counter()
+    pods: collections.Counter[str] = collections.Counter()
     failures: list[tuple[float, str]] = []
     started = time.monotonic()
 
-    def record(future: concurrent.futures.Future[tuple[bool, str]], at: float) -> None:
-        ok, detail = future.result()
+    def record(future: concurrent.futures.Future[tuple[bool, str, str]], at: float) -> None:
+        ok, detail, pod = future.result()
         with lock:
             if ok:
                 counts["ok"] += 1
                 versions[detail] += 1
+                pods[pod] += 1
             else:
                 counts["failed"] += 1
                 errors[detail] += 1
@@ -71,6 +80,7 @@ def main() -> None:
                 **counts,
                 "errors": dict(errors),
                 "versions": dict(versions),
+                "pods": dict(pods),
                 "failures": list(failures),
                 "seconds": round(time.monotonic() - started, 2),
                 "rate": args.rate,
@@ -88,7 +98,9 @@ def main() -> None:
             next_at += 1.0 / args.rate
             with lock:
                 counts["sent"] += 1
-            future = pool.submit(one_request, args.host, args.port, args.path, args.timeout)
+            future = pool.submit(
+                one_request, args.host, args.port, args.path, args.timeout, args.host_header
+            )
             future.add_done_callback(lambda f, at=now: record(f, at))
             if now - last_progress >= 1.0:
                 last_progress = now

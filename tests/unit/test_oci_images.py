@@ -8,13 +8,13 @@ import json
 import tarfile
 from pathlib import Path
 
-from aidbox_sandbox.images import ImageSpec, _layer, write_oci_archive
+from aidbox_sandbox.images import ImageSpec, binary_layer, write_oci_archive
 
 
 def test_archive_is_a_valid_oci_layout_with_one_manifest_per_tag(tmp_path: Path) -> None:
     binary = tmp_path / "server"
     binary.write_bytes(b"\x7fELF fake binary")
-    layer = _layer(binary, "/usr/local/bin/server")
+    layer = binary_layer(binary, "/usr/local/bin/server")
     specs = [
         ImageSpec(f"localhost/x:{tag}", ("/usr/local/bin/server",), (f"V={tag}",), "1000:1000")
         for tag in ("1", "2")
@@ -40,7 +40,7 @@ def test_archive_is_a_valid_oci_layout_with_one_manifest_per_tag(tmp_path: Path)
     assert members["usr/local/bin/server"].mode == 0o755
     assert members["tmp"].mode == 0o1777
     assert b"aidbox:x:1000:1000" in tar_file(layer, "etc/passwd")
-    assert layer == _layer(binary, "/usr/local/bin/server"), "layers are reproducible"
+    assert layer == binary_layer(binary, "/usr/local/bin/server"), "layers are reproducible"
 
 
 def tar_file_from(tar: tarfile.TarFile, name: str) -> bytes:

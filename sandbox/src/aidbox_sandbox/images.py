@@ -139,7 +139,7 @@ def add_entry(tar: tarfile.TarFile, name: str, data: bytes | None, mode: int) ->
         tar.addfile(info, io.BytesIO(data))
 
 
-def _layer(binary: Path, target: str) -> bytes:
+def binary_layer(binary: Path, target: str) -> bytes:
     """One reproducible layer: the binary, a passwd naming uid 1000, and a writable /tmp."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -243,7 +243,7 @@ def standin_release(
     """The stand-in as one release image: `version` compiled in and, when `fail_start` is set,
     a binary that always fails at start with that message (see standin/aidbox/main.go)."""
     binary = build_release_binary(version, fail_start, progress)
-    return oci_image(_layer(binary, "/usr/local/bin/aidbox"), _release_spec(version))
+    return oci_image(binary_layer(binary, "/usr/local/bin/aidbox"), _release_spec(version))
 
 
 def _release_spec(version: str) -> ImageSpec:
@@ -282,11 +282,11 @@ def image_archives(folder: Path, progress: build.Progress = print) -> list[Path]
     ]
     return [
         write_oci_archive(
-            folder / "pause.oci.tar", _layer(bins / "pause", "/usr/local/bin/pause"), [pause]
+            folder / "pause.oci.tar", binary_layer(bins / "pause", "/usr/local/bin/pause"), [pause]
         ),
         write_oci_archive(
             folder / "standin.oci.tar",
-            _layer(bins / "aidbox", "/usr/local/bin/aidbox"),
+            binary_layer(bins / "aidbox", "/usr/local/bin/aidbox"),
             standins,
         ),
     ]

@@ -10,7 +10,8 @@
 // STANDIN_DRAIN_SECONDS (after SIGTERM it keeps accepting for this long, then stops accepting
 // and finishes the requests in flight), STANDIN_DB_WAIT_SECONDS (how long it tries its
 // database at start, default 10) and STANDIN_DATABASE=none (no database: see database.go).
-// BOX_INIT_BUNDLE (file://) is read at start and its digest shown in /health's about.
+// BOX_INIT_BUNDLE (file://) is read at start and its digest shown in /health's about, as is
+// BOX_WEB_BASE_URL (the URL the server is told it is served at) as webBaseUrl.
 //
 // A release that fails at start, like an Aidbox whose migration failed: STANDIN_FAIL_START
 // (else the build-time failStart, -ldflags "-X 'main.failStart=...'") set to a message makes
@@ -203,6 +204,7 @@ func (s *server) health(w http.ResponseWriter, _ *http.Request) {
 			"authKeysFingerprint": s.fingerprint,
 			"authKeysSource":      s.keySource,
 			"initBundle":          s.initBundle,
+			"webBaseUrl":          os.Getenv("BOX_WEB_BASE_URL"),
 		},
 		"checks": map[string]any{
 			"uptime":             check("system", time.Since(s.started).Seconds(), "s"),
