@@ -1,7 +1,8 @@
 """Builds, at the lowest CPU priority, the tools that the later suites of a full run need (the
-registry, kubelet and kube-proxy, Flux's controllers, helm, promtool, the verdict helpers), while
-the first suites run. Those mostly wait on timers and the cluster, so the builds take cores that
-would sit idle, and each later test finds its binary built instead of building it then.
+registry, kubelet and kube-proxy, Flux's controllers, helm, promtool, the verdict helpers, the
+manifest linters), while the first suites run. Those mostly wait on timers and the cluster, so
+the builds take cores that would sit idle, and each later test finds its binary built instead of
+building it then.
 
 Started by conftest.py for `make test` (AIDBOX_PREBUILD=1). Every build holds the same lock the
 test's own build takes, so a test that needs a binary before it is ready waits for it (or builds
@@ -22,8 +23,8 @@ from aidbox_sandbox import build
 
 # The order the suites need them in: gitops (Flux's two controllers), integration (verdict
 # helpers, the registry), realnode (kubelet, kube-proxy, metrics-server), unit (helm, promtool,
-# and kustomize and kube-score for the manifest linters). The verdict helpers take seconds, so
-# they come first all the same.
+# and kustomize, kube-score and Checkov, a pip install into its own venv, for the manifest
+# linters). The verdict helpers take seconds, so they come first all the same.
 STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("kstatus", tools.kstatus),
     ("argocd-health", tools.argocd_health),
@@ -35,6 +36,7 @@ STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("promtool", tools.promtool),
     ("kustomize", tools.kustomize),
     ("kube-score", tools.kube_score),
+    ("checkov", tools.checkov),
 )
 
 
