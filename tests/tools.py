@@ -40,9 +40,12 @@ gone: 6.5 s; later runs reuse the binary.
 and Polaris), a PyPI package: installed with pip at CHECKOV_VERSION into a venv of its own,
 <cache>/tools/checkov-<version>/, on first use, so that its ~100 dependencies stay out of the
 project's venv (and out of the set-up `make test` waits for). pip's own settings apply as they
-are (on this machine PIP_FIND_LINKS=/opt/wheels, which holds nothing; the index is PyPI).
-Measured on 2 cores shared with other sessions (load average about 6), `nice -n 19`: with an
-empty pip cache (PIP_NO_CACHE_DIR=1) COLD_S; with pip's cache warm WARM_S; 291 MB installed.
+are (on this machine PIP_FIND_LINKS=/opt/wheels, an empty folder, PIP_DEFAULT_TIMEOUT=180,
+PIP_CERT; the index is PyPI). Measured at `nice -n 19` on 2 cores shared with other sessions:
+with an empty pip cache, 41 s wall at load average 9 (24 s of CPU), and 87 s at load 6 with
+PIP_NO_CACHE_DIR=1 (27 s of CPU); again with the same pip cache, 31 s (24 s of CPU), though
+pip kept nothing there (the cache stayed empty: every wheel was downloaded again), so the
+difference is the machine's load. The CPU is unpacking ~100 wheels into 291 MB.
 """
 
 from __future__ import annotations
