@@ -200,7 +200,8 @@ def _kube_score_all(texts: dict[str, str]) -> dict[str, list[Finding]]:
 # Checkov without an API key asks Prisma Cloud for check metadata unless told --skip-download,
 # and PyPI for a newer version of itself unless CKV_SKIP_PACKAGE_UPDATE_CHECK is set: with both
 # it opens no network connection (checked under strace in a network namespace of its own).
-CHECKOV_ENV = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE"}
+# Results are uploaded only with an API key; --skip-results-upload says so all the same.
+CHECKOV_ENV = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
 CHECKOV_OFFLINE = ("--skip-download", "--skip-results-upload")
 
 
