@@ -21,7 +21,7 @@ run: $(BIN)/.installed
 test: lint-code
 	AIDBOX_PREBUILD=1 $(BIN)/pytest -ra $(PYTEST_ARGS) tests
 
-## make lint: the code checks, then the manifest linters (kube-score; builds it on first use)
+## make lint: the code checks, then the manifest linters (kube-score, Checkov; built/installed on first use)
 lint: lint-code lint-manifests
 
 lint-code: $(BIN)/.installed

@@ -7,8 +7,10 @@ the operator would apply for it), the operator install from deploy/ rendered by 
 overlays, and the default one with the optional deploy/monitoring next to it), and the Helm
 chart rendered by `helm template`, once with its defaults and once with every option on.
 
-Linter: kube-score with every optional check on. kube-linter and Polaris were meant to run too,
-but the Go module proxy this project builds from refuses both modules (tests/tools.py).
+Linters: kube-score with every optional check on, and Checkov's Kubernetes checks (CKV_K8S_*,
+CKV2_K8S_*) offline. kube-linter and Polaris were meant to run too, but the Go module proxy this
+project builds from refuses both modules (tests/tools.py); Checkov, a PyPI package, covers the
+same ground (security context, probes, resources, RBAC, secrets, images).
 
 Every finding must be fixed or listed in lint-allow.yaml with the reason it is right; an entry
 that matches nothing fails too, so the list cannot outlive the findings it excuses. Prints,
@@ -21,6 +23,7 @@ import argparse
 import fnmatch
 import functools
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -67,20 +70,29 @@ class Finding:
 @dataclass(frozen=True)
 class Allowed:
     """One lint-allow.yaml entry: findings of `check` by `tool` on objects matching the globs
-    (`message` narrows it to one of the check's complaints)."""
+    (`message` narrows it to one of the check's complaints). `check` may list several ids that
+    one reason covers."""
 
     tool: str
-    check: str
+    check: str | tuple[str, ...]
     kind: str
     name: str
     why: str
     input: str = "*"
     message: str = "*"
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.check, str):
+            object.__setattr__(self, "check", tuple(self.check))
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        return (self.check,) if isinstance(self.check, str) else self.check
+
     def covers(self, input_name: str, finding: Finding) -> bool:
         return (
             self.tool == finding.tool
-            and self.check == finding.check
+            and finding.check in self.checks
             and fnmatch.fnmatchcase(finding.kind, self.kind)
             and fnmatch.fnmatchcase(finding.name, self.name)
             and fnmatch.fnmatchcase(input_name, self.input)
@@ -104,6 +116,8 @@ def load_allow_list(path: Path = ALLOW_LIST) -> list[Allowed]:
     for entry in allowed:
         if not entry.why.strip():
             raise ValueError(f"{path}: {entry.tool} {entry.check} has no `why`")
+        if not entry.checks:
+            raise ValueError(f"{path}: a {entry.tool} entry names no check")
     return allowed
 
 
@@ -179,7 +193,63 @@ def _kube_score_findings(objects: list[dict[str, Any]]) -> list[Finding]:
     return sorted(set(findings), key=str)
 
 
-TOOLS: dict[str, Callable[[str], list[Finding]]] = {"kube-score": kube_score}
+def _kube_score_all(texts: dict[str, str]) -> dict[str, list[Finding]]:
+    return {input_name: kube_score(text) for input_name, text in texts.items()}
+
+
+# Checkov without an API key asks Prisma Cloud for check metadata unless told --skip-download,
+# and PyPI for a newer version of itself unless CKV_SKIP_PACKAGE_UPDATE_CHECK is set: with both
+# it opens no network connection (checked under strace in a network namespace of its own).
+# Results are uploaded only with an API key; --skip-results-upload says so all the same.
+CHECKOV_ENV = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true"}
+CHECKOV_OFFLINE = ("--skip-download", "--skip-results-upload")
+
+
+def checkov(texts: dict[str, str]) -> dict[str, list[Finding]]:
+    """All inputs in one Checkov run (its start-up takes seconds), one file each."""
+    with tempfile.TemporaryDirectory() as directory:
+        files = {f"input-{i}.yaml": name for i, name in enumerate(texts)}
+        for file, input_name in files.items():
+            Path(directory, file).write_text(texts[input_name])
+        command = [str(tools.checkov()), "-d", directory, "--framework", "kubernetes"]
+        command += ["--output", "json", "--quiet", "--compact", *CHECKOV_OFFLINE]
+        env = {**os.environ, **CHECKOV_ENV}
+        out = subprocess.run(
+            command, capture_output=True, text=True, timeout=300, check=False, env=env
+        )
+    if out.returncode not in (0, 1):  # 1: some check failed, reported in the JSON
+        raise RuntimeError(f"checkov failed ({out.returncode}):\n{out.stderr}")
+    report = json.loads(out.stdout)
+    failed = report.get("results", {}).get("failed_checks", []) if isinstance(report, dict) else []
+    findings: dict[str, list[Finding]] = {name: [] for name in texts}
+    for check in failed:
+        input_name = files[Path(check["file_path"]).name]
+        findings[input_name].append(_checkov_finding(check, texts[input_name]))
+    return {name: sorted(set(found), key=str) for name, found in findings.items()}
+
+
+def _checkov_finding(check: dict[str, Any], text: str) -> Finding:
+    # The object is found by the line Checkov names: its `resource` for a pod checked through
+    # its workload is "Pod.<namespace>.<name>.<labels>", which does not split back into a name.
+    kind, name = _object_at_line(text, check["file_line_range"][0])
+    return Finding("checkov", check["check_id"], kind, name, check["check_name"])
+
+
+def _object_at_line(text: str, line: int) -> tuple[str, str]:
+    """Kind and name of the YAML document that holds `line` (1-based) of a multi-document text."""
+    found = ("?", "?")
+    for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+        if node is None or node.start_mark.line + 1 > line:
+            break
+        obj = yaml.safe_load(yaml.serialize(node)) or {}
+        found = (obj.get("kind", "?"), (obj.get("metadata") or {}).get("name", "?"))
+    return found
+
+
+TOOLS: dict[str, Callable[[dict[str, str]], dict[str, list[Finding]]]] = {
+    "kube-score": _kube_score_all,
+    "checkov": checkov,
+}
 
 
 def judge(input_name: str, tool: str, found: Iterable[Finding], allow: list[Allowed]) -> Result:
@@ -192,24 +262,26 @@ def judge(input_name: str, tool: str, found: Iterable[Finding], allow: list[Allo
     return result
 
 
-def unused(results: list[Result], allow: list[Allowed]) -> list[Allowed]:
-    """Allow-list entries that excuse no finding of this run (stale: remove them)."""
+def unused(results: list[Result], allow: list[Allowed]) -> list[tuple[Allowed, str]]:
+    """Allow-list entries, and check ids of an entry, that excuse no finding of this run (stale:
+    remove them)."""
+    allowed = [(r.input, f) for r in results for f in r.allowed]
     return [
-        entry
+        (entry, check)
         for entry in allow
-        if not any(entry.covers(r.input, f) for r in results for f in r.allowed)
+        for check in entry.checks
+        if not any(f.check == check and entry.covers(name, f) for name, f in allowed)
     ]
 
 
 def lint(allow: list[Allowed], only: Iterable[str] = ()) -> list[Result]:
-    results = []
-    for input_name, render in inputs().items():
-        if only and input_name not in only:
-            continue
-        text = render()
-        for tool, run in TOOLS.items():
-            results.append(judge(input_name, tool, run(text), allow))
-    return results
+    texts = {name: render() for name, render in inputs().items() if not only or name in only}
+    found = {tool: run(texts) for tool, run in TOOLS.items()}
+    return [
+        judge(input_name, tool, found[tool][input_name], allow)
+        for input_name in texts
+        for tool in TOOLS
+    ]
 
 
 def table(results: list[Result]) -> str:
@@ -232,9 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     for input_name, finding in left:
         print(f"{input_name}: {finding}")
     stale = [] if args.input else unused(results, allow)
-    for entry in stale:
+    for entry, check in stale:
         print(
-            f"lint-allow.yaml: {entry.tool} {entry.check} {entry.kind}/{entry.name} matches "
+            f"lint-allow.yaml: {entry.tool} {check} {entry.kind}/{entry.name} matches "
             "no finding: remove it"
         )
     return 1 if left or stale else 0

@@ -1,8 +1,8 @@
 """Builds, at the lowest CPU priority, the tools that the later suites of a full run need (the
 registry, kubelet and kube-proxy, Flux's controllers, metrics-server, Traefik, helm, promtool,
-the verdict helpers), while the first suites run. Those mostly wait on timers and the cluster,
-so the builds take cores that would sit idle, and each later test finds its binary built
-instead of building it then.
+the verdict helpers, the manifest linters), while the first suites run. Those mostly wait on
+timers and the cluster, so the builds take cores that would sit idle, and each later test finds
+its binary built instead of building it then.
 
 Started by conftest.py for `make test` (AIDBOX_PREBUILD=1). Every build holds the same lock the
 test's own build takes, so a test that needs a binary before it is ready waits for it (or builds
@@ -23,8 +23,9 @@ from aidbox_sandbox import build, traefik
 
 # The order the suites need them in: gitops (Flux's two controllers), integration (verdict
 # helpers, the registry), realnode (kubelet, kube-proxy, metrics-server, the Traefik ingress
-# controller), unit (helm, promtool, and kustomize and kube-score for the manifest linters).
-# The verdict helpers take seconds, so they come first all the same.
+# controller), unit (helm, promtool, and kustomize, kube-score and Checkov, a pip install into
+# its own venv, for the manifest linters). The verdict helpers take seconds, so they come first
+# all the same.
 STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("kstatus", tools.kstatus),
     ("argocd-health", tools.argocd_health),
@@ -37,6 +38,7 @@ STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("promtool", tools.promtool),
     ("kustomize", tools.kustomize),
     ("kube-score", tools.kube_score),
+    ("checkov", tools.checkov),
 )
 
 

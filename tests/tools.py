@@ -36,6 +36,16 @@ average 20 to 27) and a second metrics-server build: 24 min 45 s wall (250 s use
 CPU, 370 MB of modules, 1.4 GB of build cache, a 71 MB binary). On the shared cache, which
 held other k8s.io versions than its v0.36.2: 1000 s. With both caches warm and the binary
 gone: 6.5 s; later runs reuse the binary.
+`checkov()` returns Checkov (Bridgecrew's scanner, the manifest linter standing in for kube-linter
+and Polaris), a PyPI package: installed with pip at CHECKOV_VERSION into a venv of its own,
+<cache>/tools/checkov-<version>/, on first use, so that its ~100 dependencies stay out of the
+project's venv (and out of the set-up `make test` waits for). pip's own settings apply as they
+are (on this machine PIP_FIND_LINKS=/opt/wheels, an empty folder, PIP_DEFAULT_TIMEOUT=180,
+PIP_CERT; the index is PyPI). Measured at `nice -n 19` on 2 cores shared with other sessions:
+with an empty pip cache, 41 s wall at load average 9 (24 s of CPU), and 87 s at load 6 with
+PIP_NO_CACHE_DIR=1 (27 s of CPU); again with the same pip cache, 31 s (24 s of CPU), though
+pip kept nothing there (the cache stayed empty: every wheel was downloaded again), so the
+difference is the machine's load. The CPU is unpacking ~100 wheels into 291 MB.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ import shutil
 import subprocess
 import sys
 import time
+import venv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +137,10 @@ METRICS_SERVER = _Release(
 )
 
 
+CHECKOV_VERSION = "3.3.30"
+PIP_TIMEOUT = 20 * 60
+
+
 def helm_dir() -> Path:
     return HELM.binary().parent
 
@@ -154,6 +169,45 @@ def metrics_server() -> Path:
     """Path of a working metrics-server binary; builds it first if needed (fails, never
     skips)."""
     return _released(METRICS_SERVER)
+
+
+def checkov() -> Path:
+    """Path of a working checkov command; installs it into its own venv first if needed (fails,
+    never skips)."""
+    home = build.cache_root() / "tools" / f"checkov-{CHECKOV_VERSION}"
+    command = home / "bin" / "checkov"
+    done = home / ".installed"  # written last: a venv cut short by a crash is made again
+    if done.is_file():
+        return command
+    with file_lock(build.cache_root() / f".checkov-{CHECKOV_VERSION}.lock"):
+        if not done.is_file():
+            _pip_install_checkov(home)
+            done.write_text(f"checkov=={CHECKOV_VERSION}\n")
+    return command
+
+
+def _pip_install_checkov(home: Path) -> None:
+    log = build.cache_root() / "logs" / f"install-checkov-{CHECKOV_VERSION}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(home, ignore_errors=True)
+    # A venv cannot be moved (its scripts name their interpreter by path): made in place.
+    venv.EnvBuilder(with_pip=True, clear=True).create(home)
+    what = f"checkov {CHECKOV_VERSION}"
+    print(f"[tools] installing {what} (a minute or two when cold; log: {log})", file=sys.stderr)
+    start = time.monotonic()
+    with log.open("w") as out:
+        result = subprocess.run(
+            [str(home / "bin" / "python"), "-m", "pip", "install", f"checkov=={CHECKOV_VERSION}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=PIP_TIMEOUT,
+            check=False,
+        )
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+        raise AssertionError(f"installing {what} failed (log {log}):\n{tail}")
+    elapsed = time.monotonic() - start
+    print(f"[tools] {what} installed in {elapsed:.0f}s: {home}", file=sys.stderr)
 
 
 def _released(release: _Release) -> Path:

@@ -1,8 +1,9 @@
-"""The manifest linters (scripts/lint_manifests.py: kube-score, built from its Go module) pass
-on every rendered example and both installs, with only the findings lint-allow.yaml accepts.
+"""The manifest linters (scripts/lint_manifests.py: kube-score, built from its Go module, and
+Checkov, installed from PyPI into a venv of its own) pass on every rendered example and both
+installs, with only the findings lint-allow.yaml accepts.
 
-Under `make test` the binaries are built in the background by tests/prebuild.py while the
-earlier suites run; alone (`make unit`) the first run builds them (minutes, cached after).
+Under `make test` the tools are built and installed in the background by tests/prebuild.py while
+the earlier suites run; alone (`make unit`) the first run does it (minutes, cached after).
 """
 
 from __future__ import annotations
@@ -71,3 +72,19 @@ def test_every_allowed_finding_says_why(tmp_path: Path) -> None:
     path.write_text("- {tool: kube-score, check: c, kind: '*', name: '*', why: ' '}\n")
     with pytest.raises(ValueError, match="no `why`"):
         lint_manifests.load_allow_list(path)
+
+
+def test_one_entry_may_list_checks_and_each_must_match() -> None:
+    entry = lint_manifests.Allowed("checkov", ["CKV_A", "CKV_B"], "*", "*", "why")
+    finding = lint_manifests.Finding("checkov", "CKV_A", "Deployment", "aidbox", "m")
+    assert entry.covers("examples/ha", finding)
+    result = lint_manifests.judge("examples/ha", "checkov", [finding], [entry])
+    assert result.allowed == [finding]
+    assert lint_manifests.unused([result], [entry]) == [(entry, "CKV_B")]
+
+
+def test_checkov_findings_name_the_object_at_their_line() -> None:
+    text = "kind: Secret\nmetadata: {name: s}\n---\nkind: Deployment\nmetadata:\n  name: d\n"
+    check = {"check_id": "CKV_K8S_1", "check_name": "n", "file_line_range": [5, 6]}
+    finding = lint_manifests._checkov_finding(check, text)
+    assert finding == lint_manifests.Finding("checkov", "CKV_K8S_1", "Deployment", "d", "n")
