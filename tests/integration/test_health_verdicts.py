@@ -373,26 +373,39 @@ DATABASE_REFUSED = "healthsamurai/aidboxone:2510.996"
 DATABASE_UNREACHABLE = "healthsamurai/aidboxone:2510.995"
 
 
+def _stopped_by_database(
+    api: Any, ns: str, image: str, scenario: str, reason: str, words: str
+) -> None:
+    make_config(api, "db", ns)
+    create_cluster(api, "db", ns, image=image, replicas=2)
+    stalled = condition(assert_verdicts(api, "db", ns, scenario), "Stalled")
+    assert stalled["reason"] == reason and words in stalled["message"], stalled
+
+
 @pytest.mark.usefixtures("operator")
 @covers("database refuses the credentials")
 def test_database_refuses_the_credentials(api_client: Any, namespace: str) -> None:
-    make_config(api_client, "pw", namespace)
-    create_cluster(api_client, "pw", namespace, image=DATABASE_REFUSED, replicas=2)
-    body = assert_verdicts(api_client, "pw", namespace, "database refuses the credentials")
-    stalled = condition(body, "Stalled")
-    assert stalled["reason"] == "DatabaseRefused", stalled
-    assert "password authentication failed" in stalled["message"]
+    _stopped_by_database(
+        api_client,
+        namespace,
+        DATABASE_REFUSED,
+        "database refuses the credentials",
+        "DatabaseRefused",
+        "password authentication failed",
+    )
 
 
 @pytest.mark.usefixtures("operator")
 @covers("database unreachable")
 def test_database_unreachable(api_client: Any, namespace: str) -> None:
-    make_config(api_client, "down", namespace)
-    create_cluster(api_client, "down", namespace, image=DATABASE_UNREACHABLE, replicas=2)
-    body = assert_verdicts(api_client, "down", namespace, "database unreachable")
-    stalled = condition(body, "Stalled")
-    assert stalled["reason"] == "DatabaseUnreachable", stalled
-    assert "Connection to 10.96.0.99:5432 refused" in stalled["message"]
+    _stopped_by_database(
+        api_client,
+        namespace,
+        DATABASE_UNREACHABLE,
+        "database unreachable",
+        "DatabaseUnreachable",
+        "Connection to 10.96.0.99:5432 refused",
+    )
 
 
 @pytest.mark.usefixtures("operator")

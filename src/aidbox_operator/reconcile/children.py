@@ -14,7 +14,7 @@ from aidbox_operator.model.constants import (
     RESTARTED_AT_ANNOTATION,
 )
 from aidbox_operator.reconcile.fights import WriterFights, fight_message
-from aidbox_operator.reconcile.kinds import KINDS_BY_NAME, OPTIONAL_CHILDREN
+from aidbox_operator.reconcile.kinds import KINDS_BY_NAME, OPTIONAL_CHILDREN, OPTIONAL_KINDS
 from aidbox_operator.reconcile.observe import Lookups, Made, Observer
 from aidbox_operator.reconcile.replicas import hand_over, needs_handover
 from aidbox_operator.reconcile.result import PassResult
@@ -96,14 +96,7 @@ CREATE_ONLY = "1"
 
 # The children the operator may delete (it prunes them), in the order a new cluster's first
 # try makes its children before the Service and, last, the Deployment.
-UNDOABLE = (
-    "PodDisruptionBudget",
-    "ServiceMonitor",
-    "Ingress",
-    "HTTPRoute",
-    "HorizontalPodAutoscaler",
-    "NetworkPolicy",
-)
+UNDOABLE = OPTIONAL_KINDS
 CLAIM_ORDER = (*UNDOABLE, "Service")
 
 

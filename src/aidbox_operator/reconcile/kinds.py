@@ -45,6 +45,7 @@ OPTIONAL_CHILDREN = (
     AUTOSCALERS,
     NETWORK_POLICIES,
 )
+OPTIONAL_KINDS = tuple(k.kind for k in OPTIONAL_CHILDREN)
 CHILD_KINDS = tuple(k.kind for k in CHILDREN)
 # Read by kind name: the children, and the ConfigMaps/Secrets a cluster references.
 KINDS_BY_NAME = {k.kind: k for k in (*CHILDREN, CONFIGMAPS, SECRETS)}

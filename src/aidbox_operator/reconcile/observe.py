@@ -7,7 +7,7 @@ from typing import Any
 
 from aidbox_operator.model import AidboxCluster
 from aidbox_operator.model.constants import MANAGED_BY, MANAGED_BY_LABEL
-from aidbox_operator.reconcile.kinds import KINDS_BY_NAME
+from aidbox_operator.reconcile.kinds import KINDS_BY_NAME, OPTIONAL_KINDS
 from aidbox_operator.reconcile.store import ChildKey, ConfigSummary, ObjectStore
 from aidbox_operator.render.backing import backing_keys
 from aidbox_operator.render.secrets import auth_keys_secret_name
@@ -19,16 +19,7 @@ Configs = dict[ChildKey, ConfigSummary]
 # Names a new cluster's first try does not read. Not the Deployment's: it starts pods, so its
 # name is always read and nothing is made beside a foreign Deployment; the others are made
 # before it, the Service last of them (see ClusterReconciler._claim).
-ASSUMABLE = (
-    "Service",
-    "PodDisruptionBudget",
-    "ServiceMonitor",
-    "Ingress",
-    "HTTPRoute",
-    "HorizontalPodAutoscaler",
-    "NetworkPolicy",
-    "Secret",
-)
+ASSUMABLE = ("Service", *OPTIONAL_KINDS, "Secret")
 
 
 @dataclass(frozen=True)
