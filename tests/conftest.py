@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from helpers import wait_for
+from helpers import sandbox_progress, wait_for
 from kube_helpers import install_crd
 from operator_process import OperatorProcess
 
@@ -83,16 +83,7 @@ def sandbox(request: pytest.FixtureRequest) -> Iterator[Any]:
     from aidbox_sandbox import Sandbox, SandboxError
 
     box = Sandbox()
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-
-    def progress(msg: str) -> None:
-        # Building takes minutes on the first run: show progress past pytest's capture.
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                print(f"[sandbox] {msg}", flush=True)
-        else:
-            print(f"[sandbox] {msg}", flush=True)
-
+    progress = sandbox_progress(request)
     session = box.session(progress)
     failure = None
     try:
@@ -117,15 +108,7 @@ def sandbox_registry(
     With an existing cluster, a registry of this test session's own."""
     from aidbox_sandbox.registry import Registry
 
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-
-    def progress(msg: str) -> None:  # a first use builds the registry: show it past capture
-        if capman is None:
-            print(f"[sandbox] {msg}", flush=True)
-            return
-        with capman.global_and_fixture_disabled():
-            print(f"[sandbox] {msg}", flush=True)
-
+    progress = sandbox_progress(request)
     if sandbox is not None:
         with sandbox.registry_session(progress) as registry:
             yield registry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -36,3 +36,18 @@ def wait_for(
                 f"timed out after {timeout:.0f}s waiting for {message}; last: {last!r}"
             )
         time.sleep(interval)
+
+
+def sandbox_progress(request: Any) -> Callable[[str], None]:
+    """Progress lines of a sandbox part shown past pytest's capture: a first use builds it,
+    which takes minutes."""
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+
+    def progress(msg: str) -> None:
+        if capman is None:
+            print(f"[sandbox] {msg}", flush=True)
+            return
+        with capman.global_and_fixture_disabled():
+            print(f"[sandbox] {msg}", flush=True)
+
+    return progress

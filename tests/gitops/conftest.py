@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from helpers import sandbox_progress
+
 
 @pytest.fixture(scope="session")
 def flux(sandbox: Any, crd: None, request: pytest.FixtureRequest) -> Iterator[Any]:
@@ -18,14 +20,6 @@ def flux(sandbox: Any, crd: None, request: pytest.FixtureRequest) -> Iterator[An
             "AIDBOX_TEST_USE_EXISTING_CLUSTER=1",
             pytrace=False,
         )
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-
-    def progress(msg: str) -> None:  # a first use builds Flux: show it past capture
-        if capman is None:
-            print(f"[sandbox] {msg}", flush=True)
-            return
-        with capman.global_and_fixture_disabled():
-            print(f"[sandbox] {msg}", flush=True)
-
+    progress = sandbox_progress(request)
     with sandbox.flux_session(progress) as running:
         yield running

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from helpers import sandbox_progress
 from operator_process import OperatorProcess
 
 REAL_NODES = 2
@@ -26,13 +27,7 @@ def real_nodes(sandbox: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     from aidbox_sandbox import SandboxError
     from aidbox_sandbox.realnode import RealNodes
 
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-
-    def progress(msg: str) -> None:
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                print(f"[sandbox] {msg}", flush=True)
-
+    progress = sandbox_progress(request)
     sandbox.real_nodes = REAL_NODES
     try:
         sandbox.up(progress)

@@ -23,7 +23,7 @@ from traffic import Traffic, get_json
 from aidbox_sandbox.realnode import RealNodes
 from aidbox_sandbox.registry import Registry
 from channels import GROUP, VERSION, channel_status, create_channel, delete_channel, move_channel
-from helpers import wait_for
+from helpers import sandbox_progress, wait_for
 from kube_helpers import cluster_manifest, condition, get_cluster, make_config, namespace_lifetime
 
 REPLICAS = 2
@@ -41,24 +41,13 @@ WAVES = [
 ]
 
 
-def _progress(request: pytest.FixtureRequest) -> Any:
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-
-    def progress(msg: str) -> None:  # a first push builds the release: show it past capture
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                print(f"[sandbox] {msg}", flush=True)
-
-    return progress
-
-
 @pytest.fixture(scope="module")
 def registry(
     sandbox: Any, real_nodes: RealNodes, request: pytest.FixtureRequest
 ) -> Iterator[Registry]:
     """The sandbox's registry with the releases the module runs: 2510.2, a 2510.3 that fails
     at start like a failed migration, and a good 2510.4."""
-    progress = _progress(request)
+    progress = sandbox_progress(request)
     with sandbox.registry_session(progress) as reg:
         reg.push_standin("2510.2", REPOSITORY, progress=progress)
         reg.push_standin("2510.3", REPOSITORY, fail_start=FAILURE, progress=progress)

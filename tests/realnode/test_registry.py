@@ -17,7 +17,7 @@ from kubernetes import client
 from aidbox_sandbox.nodeconfig import REAL_NODE_LABEL
 from aidbox_sandbox.realnode import REGISTRY_RELAY, RealNodes
 from aidbox_sandbox.registry import Registry
-from helpers import wait_for
+from helpers import sandbox_progress, wait_for
 
 REPOSITORY = "aidbox"
 FAILURE = 'migration 2510.3 failed: column "resource" of relation "patient" does not exist'
@@ -25,13 +25,7 @@ FAILURE = 'migration 2510.3 failed: column "resource" of relation "patient" does
 
 @pytest.fixture(scope="module")
 def registry(sandbox: Any, real_nodes: RealNodes, request: pytest.FixtureRequest) -> Iterator[Any]:
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-
-    def progress(msg: str) -> None:
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                print(f"[sandbox] {msg}", flush=True)
-
+    progress = sandbox_progress(request)
     with sandbox.registry_session(progress) as reg:
         yield reg
 

@@ -26,7 +26,7 @@ from traffic import Traffic, get_json
 from aidbox_operator.model.constants import ALLOW_DOWNGRADE_ANNOTATION
 from aidbox_sandbox.realnode import RealNodes
 from aidbox_sandbox.registry import Registry
-from helpers import wait_for
+from helpers import sandbox_progress, wait_for
 from kube_helpers import (
     condition,
     create_cluster,
@@ -49,24 +49,13 @@ FAILURE = 'migration 2510.3 failed: column "resource" of relation "patient" does
 RATE = 60.0
 
 
-def _progress(request: pytest.FixtureRequest) -> Any:
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-
-    def progress(msg: str) -> None:  # a first push builds the release: show it past capture
-        if capman is not None:
-            with capman.global_and_fixture_disabled():
-                print(f"[sandbox] {msg}", flush=True)
-
-    return progress
-
-
 @pytest.fixture(scope="module")
 def registry(
     sandbox: Any, real_nodes: RealNodes, request: pytest.FixtureRequest
 ) -> Iterator[Registry]:
     """The sandbox's registry, the real nodes connected to it, and the releases the tests
     run: 2510.1, 2510.2 and a 2510.3 that fails at start like a failed migration."""
-    progress = _progress(request)
+    progress = sandbox_progress(request)
     with sandbox.registry_session(progress) as reg:
         for version in ("2510.1", "2510.2"):
             reg.push_standin(version, REPOSITORY, progress=progress)
