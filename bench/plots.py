@@ -14,8 +14,13 @@ DPI = 90
 OPERATOR, BASELINE = "tab:blue", "tab:gray"
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _pyplot() -> Any | None:
+    try:
+        import matplotlib
+    except ImportError:
+        # A missing plot library must not cost a run's table; the JSON redraws them later.
+        print("matplotlib is not installed: no plots (pip install -e '.[bench]')")
+        return None
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
@@ -158,6 +163,8 @@ PARTS: dict[str, Callable[[dict[str, Any], Any], Any]] = {
 def write_plots(results: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
     """Draw each part the results have; returns the PNGs written."""
     plt = _pyplot()
+    if plt is None:
+        return []
     written = []
     for part, draw in PARTS.items():
         fig = draw(results, plt)
