@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test lint lint-code lint-manifests quick unit integration e2e faults realnode gitops generate down clean bench demo
+.PHONY: run test lint lint-code lint-manifests quick unit integration e2e faults realnode gitops generate down clean bench bench-5000 demo
 
 $(BIN)/.installed: pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,8 +83,17 @@ clean: down
 demo: $(BIN)/.installed
 	$(BIN)/python scripts/demo.py
 
+BENCH_5000_OUT ?= /tmp/bench-5000
 BENCH_ARGS ?= --sizes 100,1000 --idle-seconds 300 --surroundings 5000 --operator-upgrade 1000 --channel 500
 ## make bench: fleet, surroundings, operator-upgrade and release-channel benchmarks on private sandboxes (~85 min); writes bench/results/
 bench: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## make bench-5000: the fleet benchmark at N=5000 alone (~47 min on 2 cores); writes bench/results/fleet-5000.*
+bench-5000: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/run.py --sizes 5000 --idle-seconds 120 --no-profile --timeout 5400 --out $(BENCH_5000_OUT)
+	cp $(BENCH_5000_OUT)/latest.json bench/results/fleet-5000.json
+	cp $(BENCH_5000_OUT)/latest.md bench/results/fleet-5000.md
+	$(BIN)/python bench/report.py --plots
