@@ -30,7 +30,7 @@ def r(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-# (key, label, target, pass?(value) or None)
+# (key in a run, label, target as shown)
 ROWS: list[tuple[str, str, str]] = [
     ("operator_s", "Convergence, operator (s)", ""),
     ("baseline_s", "Convergence, baseline SSA (s)", ""),

@@ -687,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if part
     )
+    # The table first: a plot that fails to draw must not cost a long run its table.
     (args.out / "latest.md").write_text(table)
     pngs = write_plots(results, args.out, "latest")
     (args.out / "latest.md").write_text(with_links(table, pngs))
