@@ -14,6 +14,9 @@ from kube_helpers import condition, stopwatch
 
 from .flux_objects import CLUSTER, IMAGE, GitOps, aidbox_files, cluster_ready
 
+# The release the sandbox starts slowly (sandbox stage sandbox-pod-slow-start-release).
+SLOW_START = "2510.997"
+
 
 def _deployment(api: Any, ns: str) -> client.V1Deployment:
     return client.AppsV1Api(api).read_namespaced_deployment(CLUSTER, ns)
@@ -81,8 +84,10 @@ def test_first_sync_is_ready_only_after_the_cluster(
 def test_a_release_bump_is_not_ready_while_the_pods_roll(
     api_client: Any, flux: Any, operator: Any, namespace: str
 ) -> None:
+    # The release's pods become Ready 3 s after they are scheduled (a sandbox stage): the roll
+    # lasts longer than one poll, so the Kustomization is seen on it, not only before or after.
     gitops = synced(api_client, flux, namespace)
-    revision = gitops.commit(aidbox_files("2510"), "bump the release to 2510")
+    revision = gitops.commit(aidbox_files(SLOW_START), f"bump the release to {SLOW_START}")
     seen_rolling: list[dict[str, Any]] = []
     ready_mid_roll: list[Any] = []  # wait_for takes an exception for "not yet": a list
 
@@ -103,6 +108,6 @@ def test_a_release_bump_is_not_ready_while_the_pods_roll(
     assert seen_rolling, "never saw the Kustomization not-ready on the new revision mid-roll"
     assert all(c.get("status") != "True" for c in seen_rolling), seen_rolling
     body = gitops.cluster()
-    assert cluster_ready(body) and body["status"]["version"] == "2510", body["status"]
-    assert _pod_images(api_client, namespace) == {f"{IMAGE}:2510"}
-    print(f"\nmid-roll Kustomization Ready condition: {seen_rolling[0]}")
+    assert cluster_ready(body) and body["status"]["version"] == SLOW_START, body["status"]
+    assert _pod_images(api_client, namespace) == {f"{IMAGE}:{SLOW_START}"}
+    print(f"\nmid-roll: {len(seen_rolling)} polls, Kustomization Ready: {seen_rolling[0]}")

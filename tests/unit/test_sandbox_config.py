@@ -91,6 +91,15 @@ def test_stages_load_and_not_ready_stage_wins() -> None:
     assert "phase: Running" in status and 'status: "False"' in status
 
 
+def test_the_slow_start_release_becomes_ready_late_and_wins() -> None:
+    docs = {d["metadata"]["name"]: d for d in controlplane.stage_documents()}
+    slow, ready = docs["sandbox-pod-slow-start-release"], docs["sandbox-pod-ready"]
+    assert slow["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/version": "2510.997"}
+    assert slow["spec"]["delay"]["durationMilliseconds"] >= 1000
+    assert slow["spec"]["weight"] > docs["sandbox-pod-not-ready"]["spec"]["weight"]
+    assert slow["spec"]["next"] == ready["spec"]["next"]
+
+
 def test_nodes_spread_over_zones() -> None:
     nodes = [controlplane.node_manifest(i) for i in range(6)]
     assert [n["metadata"]["labels"][controlplane.ZONE_LABEL] for n in nodes[:3]] == list(
