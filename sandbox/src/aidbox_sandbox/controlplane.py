@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -94,13 +95,24 @@ def choose_ports() -> dict[str, int]:
 # ---------------------------------------------------------------- files written for a run
 
 
+# A Stage that differs from another only in when and for which pods it applies names that other
+# Stage here instead of repeating its long status template.
+NEXT_AS_ANNOTATION = "sandbox.aidbox.io/next-as"
+
+
 def stage_documents() -> list[dict[str, Any]]:
-    """The kwok Stage objects shipped in sandbox/stages/*.yaml."""
+    """The kwok Stage objects shipped in sandbox/stages/*.yaml, each `next` filled in."""
     folder = resources.files("aidbox_sandbox").joinpath("stages")
     docs: list[dict[str, Any]] = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
             docs += [d for d in yaml.safe_load_all(entry.read_text()) if d]
+    by_name = {d["metadata"]["name"]: d for d in docs}
+    for doc in docs:
+        source = (doc["metadata"].get("annotations") or {}).get(NEXT_AS_ANNOTATION)
+        if source:
+            # A copy: a shared dict would be dumped as a YAML alias.
+            doc["spec"]["next"] = copy.deepcopy(by_name[source]["spec"]["next"])
     return docs
 
 
