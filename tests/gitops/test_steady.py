@@ -70,7 +70,7 @@ def test_reapplying_the_same_manifests_changes_nothing(
         wait_quiet(op, seconds=2)
         cluster = gitops.cluster()
         writes_before, children = op.requests_by_verb(), _children(api_client, ns, _uid(cluster))
-        revision = gitops.get()["status"]["lastAppliedRevision"]
+        revision = gitops.revision()  # the git head synced() saw applied
         flux_before, elapsed = gitops.reconciles(), stopwatch()
         wanted = int(SOAK_SECONDS / 5 / 2)  # half the nominal count: jitter, reconcile time
         verdicts: Counter[str] = Counter()  # Ready status -> looks
